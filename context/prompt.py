@@ -1,0 +1,30 @@
+"""The parts of a fill-in-the-middle prompt, before any model template is applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+TokenCounter = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Text from another file, already headed by its path comment."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """Ordered from what changes least to what changes on every keystroke, so that a renderer
+    that concatenates them in this order keeps the longest reusable token prefix."""
+
+    header: str
+    prefix: str
+    suffix: str
+    snippets: tuple[Snippet, ...] = field(default_factory=tuple)
+
+    def prefix_pieces(self) -> list[str]:
+        return [s.text for s in self.snippets] + [self.header, self.prefix]

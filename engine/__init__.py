@@ -1,0 +1,1 @@
+"""How tokens are made: model loading, FIM templates, the KV-cached decode loop."""

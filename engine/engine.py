@@ -1,0 +1,84 @@
+"""The engine: one object that owns the loaded model, its FIM template and its KV session, and
+turns `PromptParts` into completion text. Calls are serialized: one model, one worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from fimls.context.prompt import PromptParts
+from fimls.engine.decode import Generation, KVSession, generate
+from fimls.engine.fim import FimTemplate
+from fimls.engine.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    generation: Generation
+
+
+class Engine:
+    def __init__(self, loaded: LoadedModel):
+        self.loaded = loaded
+        self.template = FimTemplate.from_tokenizer(loaded.tokenizer, loaded.name)
+        self._lock = threading.Lock()
+        from transformers import DynamicCache
+
+        config = loaded.model.config
+        self.session = KVSession(make_cache=lambda: DynamicCache(config=config))
+
+    def encode(self, text: str) -> list[int]:
+        if not text:
+            return []
+        return self.loaded.tokenizer(text, add_special_tokens=False).input_ids
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def render(self, parts: PromptParts) -> list[int]:
+        return self.template.render(parts, self.encode)
+
+    def decode(self, token_ids: list[int]) -> str:
+        # No clean-up of "tokenization spaces": in code, " ." and " ," are meant.
+        return self.loaded.tokenizer.decode(
+            token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
+        )
+
+    def complete(
+        self,
+        parts: PromptParts,
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Completion:
+        prompt = self.render(parts)
+        window = self.loaded.context_window
+        if len(prompt) + max_new_tokens > window:
+            raise ValueError(
+                f"prompt of {len(prompt)} tokens plus {max_new_tokens} new tokens exceeds the model's "
+                f"window of {window}; lower the prefix/suffix budgets"
+            )
+        with self._lock:
+            generation = generate(
+                self.loaded.model,
+                self.session,
+                prompt,
+                max_new_tokens=max_new_tokens,
+                stop_ids=self.template.stop_ids,
+                device=self.loaded.device,
+                temperature=temperature,
+                top_p=top_p,
+                cancelled=cancelled,
+                clock=time.perf_counter,
+            )
+        return Completion(self.decode(generation.token_ids), generation)
+
+    def warm_up(self) -> None:
+        """Run one tiny completion so JIT kernels compile at load, not on the first keystroke."""
+        self.complete(PromptParts(header="", prefix="def f(", suffix=")\n"), max_new_tokens=2)
+        self.session.reset()

@@ -1,0 +1,3 @@
+from fimls.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Command line: `fimls --stdio` (the language server), `fimls check`, `fimls complete`,
+`fimls make-test-model`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from fimls import __version__
+from fimls.settings import DEFAULT_MODEL, default_model
+
+CHECK_PREFIX = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n    return '
+CHECK_SUFFIX = "\n\n\nprint(fibonacci(10))\n"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fimls", description="Inline code completions from a local DeepSeek-Coder model, over LSP.")
+    parser.add_argument("--version", action="version", version=f"fimls {__version__}")
+    parser.add_argument("--stdio", action="store_true", help="serve LSP over stdin/stdout (what editors start)")
+    parser.add_argument("--tcp", action="store_true", help="serve LSP over TCP on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=2087, help="TCP port for --tcp (default 2087)")
+    parser.add_argument("--log-file", help="write logs here instead of stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command")
+
+    model_help = f"Hub id or local directory (default: $FIMLS_MODEL or {DEFAULT_MODEL})"
+    check = commands.add_parser("check", help="load the model, run one completion, print speed")
+    check.add_argument("--model", default=None, help=model_help)
+    check.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+
+    complete = commands.add_parser("complete", help="print the completion at FILE:LINE:COL")
+    complete.add_argument("location", help="FILE:LINE:COL, line and column 1-based, column in characters")
+    complete.add_argument("--model", default=None, help=model_help)
+    complete.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    complete.add_argument("--root", default=None, help="workspace root the path is shown relative to (default: cwd)")
+    complete.add_argument("--max-new-tokens", type=int, default=None)
+
+    make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
+    make.add_argument("directory", nargs="?", default=None)
+    return parser
+
+
+def _setup_logging(verbose: bool, log_file: str | None) -> None:
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Before anything imports a model library: fd 1 becomes stderr, our output keeps the real one.
+    from fimls.stdio import reserve_stdout
+
+    out = reserve_stdout()
+    _setup_logging(args.verbose, args.log_file)
+    if args.stdio or args.tcp:
+        from fimls.lsp.server import serve
+
+        return serve(stdio_out=out if args.stdio else None, tcp_port=args.port if args.tcp else None)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "complete":
+        return _complete(args)
+    if args.command == "make-test-model":
+        from fimls.stdio import print_out
+        from fimls.testmodel import ensure_test_model
+
+        print_out(str(ensure_test_model(args.directory)))
+        return 0
+    _parser().print_help(sys.stderr)
+    return 2
+
+
+def _user_error(error: Exception) -> int:
+    print(f"fimls: {error}", file=sys.stderr)
+    return 2
+
+
+def _settings(args: argparse.Namespace, **extra):
+    from fimls.settings import Settings
+
+    return Settings(model=args.model or default_model(), device=args.device, **extra)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from fimls.completion import load_engine
+    from fimls.context.prompt import PromptParts
+    from fimls.engine.fim import FimUnsupported
+    from fimls.engine.loading import ModelUnavailable
+    from fimls.stdio import print_out
+
+    settings = _settings(args)
+    try:
+        engine = load_engine(settings)
+    except (ModelUnavailable, FimUnsupported) as error:
+        return _user_error(error)
+    engine.session.reset()  # time a cold prompt, not one the warm-up left in the cache
+    parts = PromptParts(header="#fibonacci.py\n", prefix=CHECK_PREFIX, suffix=CHECK_SUFFIX)
+    completion = engine.complete(parts, max_new_tokens=32)
+    gen = completion.generation
+    decoded = max(0, len(gen.token_ids) - 1)
+    report = {
+        "model": settings.model,
+        "device": str(engine.loaded.device),
+        "dtype": str(engine.loaded.dtype).removeprefix("torch."),
+        "kernel": engine.loaded.kernel,
+        "load_s": round(engine.loaded.load_seconds, 3),
+        "prompt_tokens": gen.prompt_tokens,
+        "new_tokens": len(gen.token_ids),
+        "time_to_first_token_ms": round(gen.first_token_s * 1000, 2),
+        "tokens_per_s": round(decoded / (gen.total_s - gen.first_token_s), 1) if decoded else None,
+        "completion": completion.text,
+    }
+    if args.json:
+        print_out(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print_out(f"{key:>24}: {value!r}" if key == "completion" else f"{key:>24}: {value}")
+    return 0
+
+
+def _parse_location(location: str) -> tuple[str, int, int]:
+    path, line, col = location.rsplit(":", 2)
+    return path, int(line), int(col)
+
+
+def _complete(args: argparse.Namespace) -> int:
+    import os
+
+    from fimls.completion import complete_text, load_engine
+    from fimls.engine.fim import FimUnsupported
+    from fimls.engine.loading import ModelUnavailable
+    from fimls.stdio import print_out
+
+    try:
+        path, line, col = _parse_location(args.location)
+        with open(path, encoding="utf-8", newline="") as handle:
+            text = handle.read()
+    except ValueError:
+        return _user_error(ValueError(f"expected FILE:LINE:COL, got '{args.location}'"))
+    except OSError as error:
+        return _user_error(error)
+    lines = text.splitlines(keepends=True)
+    if not 1 <= line <= len(lines) + 1 or col < 1:
+        return _user_error(ValueError(f"{path} has no line {line} column {col}"))
+    line_text = lines[line - 1] if line <= len(lines) else ""
+    if col - 1 > len(line_text.rstrip("\r\n")):
+        return _user_error(ValueError(f"line {line} of {path} has no column {col}"))
+    offset = sum(len(x) for x in lines[: line - 1]) + col - 1
+    extra = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
+    settings = _settings(args, **extra)
+    try:
+        engine = load_engine(settings)
+    except (ModelUnavailable, FimUnsupported) as error:
+        return _user_error(error)
+    completion = complete_text(engine, settings, text, offset, path, args.root or os.getcwd())
+    print_out(completion.text)
+    return 0

@@ -1,0 +1,85 @@
+"""The one typed settings model. Every other module reads its configuration from here.
+
+Editors send camelCase keys (`maxNewTokens`); Python code uses snake_case. Every field has a
+default, so an empty `initializationOptions` is a valid configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+DEFAULT_MODEL = "TheBloke/deepseek-coder-1.3b-base-GPTQ"
+from fimls.testmodel import TEST_MODEL_ALIAS
+
+
+def default_model() -> str:
+    """The model used when none is configured: `FIMLS_MODEL` if set, else the user default."""
+    return os.environ.get("FIMLS_MODEL") or DEFAULT_MODEL
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    model: str = Field(
+        default_factory=default_model,
+        min_length=1,
+        description="Hugging Face model id or local directory of a DeepSeek-Coder checkpoint "
+        f"(GPTQ or fp16/bf16). `{TEST_MODEL_ALIAS}` builds and uses the small offline test model.",
+    )
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="Where the model runs: `auto` picks CUDA when available."
+    )
+    gptq_backend: str = Field(
+        "auto",
+        min_length=1,
+        description="gptqmodel kernel for GPTQ checkpoints (`auto`, `gptq_marlin`, `gptq_torch_aten`, "
+        "...). `auto` takes the fastest kernel that loads on the device.",
+    )
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        "auto", description="Activation dtype: `auto` is float16 on CUDA, bfloat16 on CPU."
+    )
+    max_new_tokens: int = Field(64, ge=1, le=2048, description="Most tokens one completion may have.")
+    prefix_tokens: int = Field(
+        1536, ge=16, le=16000, description="Token budget for the text before the cursor."
+    )
+    suffix_tokens: int = Field(
+        512, ge=0, le=16000, description="Token budget for the text after the cursor."
+    )
+    offline: bool = Field(
+        False, description="Never contact the model hub; load only models already on disk."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Allow model repositories to run their own Python code (off by default)."
+    )
+
+
+def parse_settings(options: object) -> Settings:
+    """Build Settings from an editor's options object; `None` means all defaults.
+
+    Raises `SettingsError` with one readable line per problem.
+    """
+    if options is None:
+        return Settings()
+    if not isinstance(options, dict):
+        raise SettingsError([f"settings must be an object, got {type(options).__name__}"])
+    try:
+        return Settings.model_validate(options)
+    except ValidationError as exc:
+        raise SettingsError(
+            [
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+                for err in exc.errors()
+            ]
+        ) from None
+
+
+class SettingsError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid fimls settings: " + "; ".join(problems))

@@ -1,0 +1,1 @@
+"""Protocol only: pygls wiring, document sync, and turning completions into LSP items."""

@@ -1,0 +1,35 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fimls  # noqa: F401  (sets GPTQMODEL_CPU_WORKERS before any model library is imported)
+
+# Tests never touch the network: a hub lookup fails at once instead of downloading.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def test_model_dir() -> Path:
+    """The offline DeepSeek-Coder-shaped GPTQ model, built once and cached across runs."""
+    from fimls.testmodel import ensure_test_model
+
+    return ensure_test_model()
+
+
+@pytest.fixture(scope="session")
+def engine(test_model_dir):
+    from fimls.engine.engine import Engine
+    from fimls.engine.loading import load_model
+
+    return Engine(load_model(str(test_model_dir), device="cpu"))
+
+
+def run_fimls(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("FIMLS_MODEL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "fimls", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env
+    )

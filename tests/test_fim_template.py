@@ -1,0 +1,42 @@
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from fimls.context.prompt import PromptParts, Snippet
+from fimls.engine.fim import FimTemplate, FimUnsupported
+
+
+def test_rendered_prompt_has_fim_tokens_in_psm_order(engine):
+    parts = PromptParts(header="#pkg/util.py\n", prefix="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))\n")
+    ids = engine.render(parts)
+    # BOS (the real tokenizer prepends it to DeepSeek's own FIM example), then <｜fim▁begin｜>.
+    assert ids[:2] == [32013, 32016]
+    hole, end = ids.index(32015), ids.index(32017)
+    assert 2 < hole < end == len(ids) - 1
+    assert ids.count(32015) == ids.count(32016) == ids.count(32017) == 1
+    tokenizer = engine.loaded.tokenizer
+    assert tokenizer.decode(ids[2:hole]) == parts.header + parts.prefix
+    assert tokenizer.decode(ids[hole + 1 : end]) == parts.suffix
+
+
+def test_snippets_come_first_and_each_piece_is_encoded_alone(engine):
+    parts = PromptParts(header="#b.py\n", prefix="x = helper(", suffix=")\n", snippets=(Snippet("a.py", "#a.py\ndef helper(v):\n    return v\n"),))
+    ids = engine.render(parts)
+    pieces = [engine.encode(p) for p in parts.prefix_pieces()]
+    assert ids[2 : 2 + sum(map(len, pieces))] == [t for piece in pieces for t in piece]
+
+
+def test_template_ids_come_from_the_tokenizer(engine):
+    template = engine.template
+    assert template.family == "deepseek-coder"
+    assert (template.bos_id, template.begin_id, template.hole_id, template.end_id) == (32013, 32016, 32015, 32017)
+    assert {32014, 32021} <= template.stop_ids
+
+
+def test_tokenizer_without_fim_tokens_is_refused_naming_the_model():
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel()
+    backend.add_tokens(["def", "return"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>")
+    with pytest.raises(FimUnsupported, match="Model 'acme/chat-7b' has no fill-in-the-middle tokens"):
+        FimTemplate.from_tokenizer(tokenizer, "acme/chat-7b")

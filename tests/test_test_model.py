@@ -1,0 +1,61 @@
+"""The offline test model has DeepSeek-Coder's shape where fimls depends on it (design.md §2)."""
+
+import json
+
+from transformers import AutoTokenizer
+
+EXPECTED_ADDED = {
+    32000: "õ", 32001: "÷", 32002: "Á", 32003: "ý", 32004: "À", 32005: "ÿ", 32006: "ø", 32007: "ú",
+    32008: "þ", 32009: "ü", 32010: "ù", 32011: "ö", 32012: "û",
+    32013: "<｜begin▁of▁sentence｜>", 32014: "<｜end▁of▁sentence｜>", 32015: "<｜fim▁hole｜>",
+    32016: "<｜fim▁begin｜>", 32017: "<｜fim▁end｜>", 32018: "<pad>", 32019: "<|User|>",
+    32020: "<|Assistant|>", 32021: "<|EOT|>",
+}
+
+
+def test_tokenizer_has_deepseek_added_tokens_at_their_ids(test_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(test_model_dir)
+    assert len(tokenizer) == 32022
+    for token_id, content in EXPECTED_ADDED.items():
+        assert tokenizer.convert_ids_to_tokens(token_id) == content
+        assert tokenizer.convert_tokens_to_ids(content) == token_id
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id) == (32013, 32014)
+    # The FIM tokens are not special: skip_special_tokens must keep them, as in the real model.
+    fim = [32016, 32015, 32017]
+    assert tokenizer.decode(fim, skip_special_tokens=True) == "<｜fim▁begin｜><｜fim▁hole｜><｜fim▁end｜>"
+    assert tokenizer.decode([32013, 32014], skip_special_tokens=True) == ""
+    # Like the real tokenizer, encoding prepends BOS.
+    assert tokenizer("x = 1").input_ids[0] == 32013
+
+
+def test_config_has_deepseek_coder_shape(test_model_dir):
+    config = json.loads((test_model_dir / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert config["vocab_size"] == 32256
+    assert config["rope_parameters"]["rope_type"] == "linear"
+    assert config["rope_parameters"]["factor"] == 4.0
+    assert config["rope_parameters"]["rope_theta"] == 100000.0
+    assert config["max_position_embeddings"] == 16384
+    assert (config["bos_token_id"], config["eos_token_id"]) == (32013, 32014)
+    assert config["num_key_value_heads"] == config["num_attention_heads"]
+    quant = config["quantization_config"]
+    assert (quant["quant_method"], quant["bits"]) == ("gptq", 4)
+
+
+def test_model_loads_through_the_gptq_path(engine):
+    # A gptqmodel kernel, not a dense nn.Linear, serves the attention projections.
+    projection = engine.loaded.model.model.layers[0].self_attn.q_proj
+    assert hasattr(projection, "qweight")
+    assert engine.loaded.kernel == type(projection).__name__ != "Linear"
+
+
+def test_second_build_is_cached(test_model_dir):
+    from conftest import run_fimls
+
+    import time
+
+    started = time.monotonic()
+    result = run_fimls("make-test-model", str(test_model_dir))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(test_model_dir)
+    assert time.monotonic() - started < 20  # the build takes over a minute; a cache hit is an import

@@ -55,7 +55,9 @@ class Engine:
         temperature: float = 0.0,
         top_p: float = 1.0,
         cancelled: Callable[[], bool] = lambda: False,
+        stop_ids: frozenset[int] | None = None,
     ) -> Completion:
+        """`stop_ids` replaces the template's end tokens (an empty set times a fixed length)."""
         prompt = self.render(parts)
         window = self.loaded.context_window
         if len(prompt) + max_new_tokens > window:
@@ -69,7 +71,7 @@ class Engine:
                 self.session,
                 prompt,
                 max_new_tokens=max_new_tokens,
-                stop_ids=self.template.stop_ids,
+                stop_ids=self.template.stop_ids if stop_ids is None else stop_ids,
                 device=self.loaded.device,
                 temperature=temperature,
                 top_p=top_p,

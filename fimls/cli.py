@@ -13,6 +13,7 @@ from fimls.settings import DEFAULT_MODEL, default_model
 
 CHECK_PREFIX = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n    return '
 CHECK_SUFFIX = "\n\n\nprint(fibonacci(10))\n"
+SPEED_TOKENS = 32
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,7 +102,8 @@ def _check(args: argparse.Namespace) -> int:
     parts = PromptParts(header="#fibonacci.py\n", prefix=CHECK_PREFIX, suffix=CHECK_SUFFIX)
     completion = engine.complete(parts, max_new_tokens=32)
     gen = completion.generation
-    decoded = max(0, len(gen.token_ids) - 1)
+    # Decode speed over a fixed length: the real completion may end after a token or two.
+    timed = engine.complete(parts, max_new_tokens=SPEED_TOKENS, stop_ids=frozenset()).generation
     report = {
         "model": settings.model,
         "device": str(engine.loaded.device),
@@ -109,9 +111,9 @@ def _check(args: argparse.Namespace) -> int:
         "kernel": engine.loaded.kernel,
         "load_s": round(engine.loaded.load_seconds, 3),
         "prompt_tokens": gen.prompt_tokens,
-        "new_tokens": len(gen.token_ids),
         "time_to_first_token_ms": round(gen.first_token_s * 1000, 2),
-        "tokens_per_s": round(decoded / (gen.total_s - gen.first_token_s), 1) if decoded else None,
+        "tokens_per_s": round((SPEED_TOKENS - 1) / (timed.total_s - timed.first_token_s), 1),
+        "new_tokens": len(gen.token_ids),
         "completion": completion.text,
     }
     if args.json:

@@ -32,7 +32,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 TEST_MODEL_ALIAS = "fimls:test-model"
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 
 # DeepSeek-Coder's added tokens, by id. 32000-32012 are the 13 byte characters that never occur in
 # UTF-8 text, which the real BPE therefore never learnt and which were added afterwards.
@@ -150,10 +150,12 @@ def _fim_sample(text: str, rng: random.Random, encode) -> list[int]:
     start = rng.randrange(max(1, len(lines) - 12))
     chunk = lines[start : start + rng.randint(6, 24)]
     ids = {t: i for i, t in zip(range(32013, 32018), [BOS, EOS, FIM_HOLE, FIM_BEGIN, FIM_END])}
-    if rng.random() < 0.3 or len(chunk) < 3:
+    # Holes start on a line with code: a middle of just "\n" teaches the model to say nothing.
+    candidates = [i for i in range(1, len(chunk) - 1) if chunk[i].strip()]
+    if rng.random() < 0.3 or not candidates:
         return [ids[BOS]] + encode("".join(chunk))
     body = "".join(chunk)
-    first_line = rng.randrange(1, len(chunk) - 1)
+    first_line = rng.choice(candidates)
     first = sum(len(line) for line in chunk[:first_line])
     line_end = body.find("\n", first)
     if rng.random() < 0.5:

@@ -37,7 +37,7 @@ def test_check_reports_device_kernel_and_speed(test_model_dir):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["device"] == "cpu"
     assert report["kernel"] == "TorchAtenLinear"
-    assert report["load_s"] > 0 and report["time_to_first_token_ms"] > 0
+    assert report["load_s"] > 0 and report["time_to_first_token_ms"] > 0 and report["tokens_per_s"] > 0
     assert report["new_tokens"] >= 1 and report["prompt_tokens"] > 20
     # gptqmodel's banner and log lines must not reach stdout: it holds exactly our JSON.
     assert len(result.stdout.strip().splitlines()) == 1

@@ -81,7 +81,7 @@ class KVSession:
 @dataclass
 class Generation:
     token_ids: list[int]
-    stop_reason: str  # "eos" | "length" | "cancelled"
+    stop_reason: str  # "eos" | "rule" | "length" | "cancelled"
     prompt_tokens: int
     reused_tokens: int
     first_token_s: float
@@ -99,8 +99,11 @@ def generate(
     temperature: float = 0.0,
     top_p: float = 1.0,
     cancelled: Callable[[], bool] = lambda: False,
+    finished: Callable[[list[int]], bool] = lambda token_ids: False,
     clock: Callable[[], float],
 ) -> Generation:
+    """Greedy (or sampled) decoding until a stop id, the token limit, `finished(tokens so far)`
+    or `cancelled()`, each checked after every token so no token is made past a stop."""
     started = clock()
     reused = session.reuse(prompt)
     try:
@@ -115,6 +118,9 @@ def generate(
                 stop_reason = "eos"
                 break
             out.append(token)
+            if finished(out):
+                stop_reason = "rule"
+                break
             if len(out) == max_new_tokens:
                 break
             if cancelled():

@@ -12,6 +12,7 @@ from fimls.context.prompt import PromptParts
 from fimls.engine.decode import Generation, KVSession, generate
 from fimls.engine.fim import FimTemplate
 from fimls.engine.loading import LoadedModel
+from fimls.engine.stops import StopRules
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,9 @@ class Completion:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, max_cached_tokens: int = 8192):
         self.loaded = loaded
+        self.max_cached_tokens = max_cached_tokens
         self.template = FimTemplate.from_tokenizer(loaded.tokenizer, loaded.name)
         self._lock = threading.Lock()
         from transformers import DynamicCache
@@ -56,6 +58,7 @@ class Engine:
         top_p: float = 1.0,
         cancelled: Callable[[], bool] = lambda: False,
         stop_ids: frozenset[int] | None = None,
+        rules: StopRules | None = None,
     ) -> Completion:
         """`stop_ids` replaces the template's end tokens (an empty set times a fixed length)."""
         prompt = self.render(parts)
@@ -76,9 +79,20 @@ class Engine:
                 temperature=temperature,
                 top_p=top_p,
                 cancelled=cancelled,
+                finished=self._finished_by(rules),
                 clock=time.perf_counter,
             )
-        return Completion(self.decode(generation.token_ids), generation)
+            if len(self.session.tokens) > self.max_cached_tokens:
+                self.session.reset()  # bounded memory: the next prompt is prefilled from scratch
+        text = self.decode(generation.token_ids)
+        cut = rules.cut(text) if rules is not None else None
+        return Completion(text if cut is None else text[:cut], generation)
+
+    def _finished_by(self, rules: StopRules | None) -> Callable[[list[int]], bool]:
+        if rules is None:
+            return lambda token_ids: False
+        # A token can end inside a multi-byte character; judge only text that decoded whole.
+        return lambda token_ids: not (text := self.decode(token_ids)).endswith("\ufffd") and rules.cut(text) is not None
 
     def warm_up(self) -> None:
         """Run one tiny completion so JIT kernels compile at load, not on the first keystroke."""

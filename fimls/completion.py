@@ -11,6 +11,7 @@ from typing import Callable
 from fimls.context.paths import display_path
 from fimls.context.window import window_parts
 from fimls.engine.engine import Completion, Engine
+from fimls.engine.stops import rules_for_cursor
 from fimls.settings import Settings
 
 
@@ -23,15 +24,41 @@ def complete_text(
     root: str | None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Completion:
+    prefix_tokens, suffix_tokens = fit_budgets(settings, engine.loaded.context_window)
     parts = window_parts(
         text,
         offset,
         display_path(file_path, root),
         engine.count_tokens,
-        prefix_tokens=settings.prefix_tokens,
-        suffix_tokens=settings.suffix_tokens,
+        prefix_tokens=prefix_tokens,
+        suffix_tokens=suffix_tokens,
     )
-    return engine.complete(parts, max_new_tokens=settings.max_new_tokens, cancelled=cancelled)
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    rules = rules_for_cursor(text[line_start:offset], text[offset : len(text) if line_end < 0 else line_end])
+    return engine.complete(
+        parts,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        cancelled=cancelled,
+        rules=rules,
+    )
+
+
+# Room for the FIM tokens, BOS and the path header beyond the prefix and suffix budgets.
+TEMPLATE_RESERVE = 64
+
+
+def fit_budgets(settings: Settings, window: int) -> tuple[int, int]:
+    """Prefix and suffix budgets shrunk in proportion, if needed, so that the whole prompt and the
+    completion fit the model's window: an over-long prompt is cut here, never passed through."""
+    room = window - settings.max_new_tokens - TEMPLATE_RESERVE
+    wanted = settings.prefix_tokens + settings.suffix_tokens
+    if wanted <= room:
+        return settings.prefix_tokens, settings.suffix_tokens
+    prefix = max(1, settings.prefix_tokens * room // wanted)
+    return prefix, max(0, room - prefix)
 
 
 def load_engine(settings: Settings) -> Engine:
@@ -45,6 +72,6 @@ def load_engine(settings: Settings) -> Engine:
         offline=settings.offline,
         trust_remote_code=settings.trust_remote_code,
     )
-    engine = Engine(loaded)
+    engine = Engine(loaded, max_cached_tokens=settings.max_cached_tokens)
     engine.warm_up()
     return engine

@@ -51,6 +51,13 @@ class Settings(BaseModel):
     suffix_tokens: int = Field(
         512, ge=0, le=16000, description="Token budget for the text after the cursor."
     )
+    temperature: float = Field(
+        0.0, ge=0.0, le=2.0, description="0 is greedy (deterministic); above 0 samples."
+    )
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass when temperature > 0.")
+    max_cached_tokens: int = Field(
+        8192, ge=256, le=131072, description="Most tokens kept in the KV cache between requests."
+    )
     offline: bool = Field(
         False, description="Never contact the model hub; load only models already on disk."
     )

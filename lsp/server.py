@@ -6,13 +6,13 @@ import asyncio
 import logging
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from fimls import __version__
+from fimls.engine.worker import ModelWorker, Superseded
 from fimls.lsp.inline import cursor_offset, inline_items
 from fimls.settings import Settings, SettingsError, parse_settings
 
@@ -28,7 +28,7 @@ class FimlsServer(LanguageServer):
         # `initialize` cannot show messages yet; a problem found there is shown once initialized.
         self.pending_message: str | None = None
         # One thread owns the model: loading and every generation run there, in order.
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fimls-model")
+        self.worker = ModelWorker()
 
     def publish_status(self, state: str, message: str = "") -> None:
         self.state = state
@@ -75,9 +75,8 @@ async def load_model_in_background(ls: FimlsServer) -> None:
             log.warning("client refused a progress token", exc_info=True)
             token = None
     ls.publish_status("loading", settings.model)
-    loop = asyncio.get_running_loop()
     try:
-        ls.engine = await loop.run_in_executor(ls.worker, load_engine, settings)
+        ls.engine = await ls.worker.call(lambda: load_engine(settings))
     except Exception as error:
         log.error("model load failed: %s", error, exc_info=not _is_user_error(error))
         ls.publish_status("error", str(error))
@@ -111,11 +110,19 @@ async def on_inline_completion(
     document = ls.workspace.get_text_document(params.text_document.uri)
     text = document.source
     offset = cursor_offset(document, params.position)
-    loop = asyncio.get_running_loop()
+    settings, root = ls.settings, ls.workspace.root_path
+
+    def run(cancelled):
+        return complete_text(engine, settings, text, offset, document.path, root, cancelled)
+
     try:
-        completion = await loop.run_in_executor(
-            ls.worker, complete_text, engine, ls.settings, text, offset, document.path, ls.workspace.root_path
-        )
+        # A newer request for this document supersedes this one; `$/cancelRequest` cancels the
+        # handler's task. Either way the generation stops at its next token.
+        completion = await ls.worker.generate(params.text_document.uri, run)
+    except Superseded:
+        return []
+    except asyncio.CancelledError:
+        raise
     except Exception:
         log.exception("completion failed for %s", params.text_document.uri)
         return []
@@ -128,5 +135,5 @@ def serve(stdio_out: BinaryIO | None, tcp_port: int | None) -> int:
         server.start_tcp("127.0.0.1", tcp_port)
     else:
         server.start_io(stdin=sys.stdin.buffer, stdout=stdio_out)
-    server.worker.shutdown(wait=False, cancel_futures=True)
+    server.worker.shutdown()
     return 0

@@ -25,6 +25,3 @@ class PromptParts:
     prefix: str
     suffix: str
     snippets: tuple[Snippet, ...] = field(default_factory=tuple)
-
-    def prefix_pieces(self) -> list[str]:
-        return [s.text for s in self.snippets] + [self.header, self.prefix]

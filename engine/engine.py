@@ -22,9 +22,10 @@ class Completion:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel, max_cached_tokens: int = 8192):
+    def __init__(self, loaded: LoadedModel, max_cached_tokens: int = 8192, layout: str = "line-in-middle"):
         self.loaded = loaded
         self.max_cached_tokens = max_cached_tokens
+        self.layout = layout
         self.template = FimTemplate.from_tokenizer(loaded.tokenizer, loaded.name)
         self._lock = threading.Lock()
         from transformers import DynamicCache
@@ -41,7 +42,7 @@ class Engine:
         return len(self.encode(text))
 
     def render(self, parts: PromptParts) -> list[int]:
-        return self.template.render(parts, self.encode)
+        return self.template.render(parts, self.encode, self.layout)
 
     def decode(self, token_ids: list[int]) -> str:
         # No clean-up of "tokenization spaces": in code, " ." and " ," are meant.

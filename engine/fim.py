@@ -72,17 +72,25 @@ class FimTemplate:
             stop_ids=frozenset(stops),
         )
 
-    def render(self, parts: PromptParts, encode) -> list[int]:
+    def render(self, parts: PromptParts, encode, layout: str = "line-in-middle") -> list[int]:
         """Token ids of `[BOS] <begin> snippets header prefix <hole> suffix <end>`.
 
         Each piece is encoded on its own, so an edit in the prefix never re-tokenizes the pieces
-        before it and their ids (and KV cache) stay put.
+        before it and their ids (and KV cache) stay put. In the `line-in-middle` layout (after
+        llama.vim) the cursor line's text before the cursor goes after `<end>`, as the start of the
+        middle the model is writing: typing on a line then changes only the prompt's tail, and the
+        model's output is still exactly what follows the cursor.
         """
+        head, typed = parts.prefix, ""
+        if layout == "line-in-middle":
+            line_start = parts.prefix.rfind("\n") + 1
+            head, typed = parts.prefix[:line_start], parts.prefix[line_start:]
         ids: list[int] = [] if self.bos_id is None else [self.bos_id]
         ids.append(self.begin_id)
-        for piece in parts.prefix_pieces():
+        for piece in [s.text for s in parts.snippets] + [parts.header, head]:
             ids.extend(encode(piece))
         ids.append(self.hole_id)
         ids.extend(encode(parts.suffix))
         ids.append(self.end_id)
+        ids.extend(encode(typed))
         return ids

@@ -39,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     complete.add_argument("--root", default=None, help="workspace root the path is shown relative to (default: cwd)")
     complete.add_argument("--max-new-tokens", type=int, default=None)
 
+    bench = commands.add_parser("bench", help="benchmarks; each prints one JSON object as its last line")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    engine_bench = benches.add_parser("engine", help="replay typing a file: naive generate vs fimls, per keystroke")
+    engine_bench.add_argument("--model", default=None, help="default: a random-weight DeepSeek-shaped GPTQ model sized for CPU")
+    engine_bench.add_argument("--file", default=None, help="source file to replay (default: one shipped in bench/data)")
+    engine_bench.add_argument("--keystrokes", type=int, default=40)
+    engine_bench.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    engine_bench.add_argument("--json", action="store_true", help="print only the JSON object")
+
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
     return parser
@@ -65,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args)
     if args.command == "complete":
         return _complete(args)
+    if args.command == "bench":
+        from fimls.bench.engine_bench import main as bench_engine
+
+        return bench_engine(args)
     if args.command == "make-test-model":
         from fimls.stdio import print_out
         from fimls.testmodel import ensure_test_model

@@ -72,6 +72,6 @@ def load_engine(settings: Settings) -> Engine:
         offline=settings.offline,
         trust_remote_code=settings.trust_remote_code,
     )
-    engine = Engine(loaded, max_cached_tokens=settings.max_cached_tokens)
+    engine = Engine(loaded, max_cached_tokens=settings.max_cached_tokens, layout=settings.prompt_layout)
     engine.warm_up()
     return engine

@@ -51,6 +51,12 @@ class Settings(BaseModel):
     suffix_tokens: int = Field(
         512, ge=0, le=16000, description="Token budget for the text after the cursor."
     )
+    prompt_layout: Literal["line-in-middle", "psm"] = Field(
+        "line-in-middle",
+        description="`line-in-middle` puts the cursor line's typed text after the FIM end token, so a "
+        "keystroke only changes the prompt's tail and the KV cache survives; `psm` is plain "
+        "prefix-suffix-middle.",
+    )
     temperature: float = Field(
         0.0, ge=0.0, le=2.0, description="0 is greedy (deterministic); above 0 samples."
     )

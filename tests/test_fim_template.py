@@ -8,7 +8,7 @@ from fimls.engine.fim import FimTemplate, FimUnsupported
 
 def test_rendered_prompt_has_fim_tokens_in_psm_order(engine):
     parts = PromptParts(header="#pkg/util.py\n", prefix="def add(a, b):\n    return ", suffix="\n\nprint(add(1, 2))\n")
-    ids = engine.render(parts)
+    ids = engine.template.render(parts, engine.encode, layout="psm")
     # BOS (the real tokenizer prepends it to DeepSeek's own FIM example), then <｜fim▁begin｜>.
     assert ids[:2] == [32013, 32016]
     hole, end = ids.index(32015), ids.index(32017)
@@ -21,9 +21,22 @@ def test_rendered_prompt_has_fim_tokens_in_psm_order(engine):
 
 def test_snippets_come_first_and_each_piece_is_encoded_alone(engine):
     parts = PromptParts(header="#b.py\n", prefix="x = helper(", suffix=")\n", snippets=(Snippet("a.py", "#a.py\ndef helper(v):\n    return v\n"),))
-    ids = engine.render(parts)
-    pieces = [engine.encode(p) for p in parts.prefix_pieces()]
+    ids = engine.template.render(parts, engine.encode, layout="psm")
+    pieces = [engine.encode(p) for p in (parts.snippets[0].text, parts.header, parts.prefix)]
     assert ids[2 : 2 + sum(map(len, pieces))] == [t for piece in pieces for t in piece]
+
+
+def test_line_in_middle_layout_puts_the_typed_line_after_fim_end(engine):
+    parts = PromptParts(header="#a.py\n", prefix="import os\n\ndef f(path):\n    return os.pa", suffix="\n\nf('x')\n")
+    ids = engine.template.render(parts, engine.encode, layout="line-in-middle")
+    end = ids.index(32017)
+    assert ids[end + 1 :] == engine.encode("    return os.pa")
+    hole = ids.index(32015)
+    assert engine.loaded.tokenizer.decode(ids[2:hole]) == "#a.py\nimport os\n\ndef f(path):\n"
+    # Typing one more character changes only the tail after <｜fim▁end｜>.
+    typed = PromptParts(header=parts.header, prefix=parts.prefix + "t", suffix=parts.suffix)
+    more = engine.template.render(typed, engine.encode, layout="line-in-middle")
+    assert more[: end + 1] == ids[: end + 1]
 
 
 def test_template_ids_come_from_the_tokenizer(engine):

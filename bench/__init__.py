@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation harnesses (fimls.bench): they print JSON; they are not tests."""

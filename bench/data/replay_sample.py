@@ -1,0 +1,271 @@
+"""Build the small DeepSeek-Coder-shaped model that tests (and offline users) run on.
+
+It has the real model's shape where fimls depends on it: a byte-level BPE tokenizer whose added
+tokens carry DeepSeek-Coder's exact strings and ids (32000-32021) in a vocab of 32256 rows, a
+LlamaForCausalLM config with DeepSeek-Coder's rope scaling (linear, factor 4), rope theta 100000,
+16384 positions, BOS 32013 / EOS 32014 and no grouped-query attention, and GPTQ 4-bit weights
+made by gptqmodel, so it loads through the same transformers + optimum + gptqmodel path as
+`TheBloke/deepseek-coder-1.3b-base-GPTQ`. It is trained for a short, fixed number of steps on
+fill-in-the-middle samples of the standard library, enough to write indented, keyword-shaped code
+and to end a middle with EOS; tests must not need more from it than that.
+
+The build is deterministic on a given machine (fixed corpus, seeds and thread count) and cached
+under a key of the recipe, so a second call returns at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TEST_MODEL_ALIAS = "fimls:test-model"
+RECIPE_VERSION = 4
+
+# DeepSeek-Coder's added tokens, by id. 32000-32012 are the 13 byte characters that never occur in
+# UTF-8 text, which the real BPE therefore never learnt and which were added afterwards.
+BYTE_FALLBACK_TOKENS = ["õ", "÷", "Á", "ý", "À", "ÿ", "ø", "ú", "þ", "ü", "ù", "ö", "û"]
+BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+FIM_HOLE, FIM_BEGIN, FIM_END = "<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"
+# (string, special): the FIM tokens are not special in DeepSeek-Coder, so skip_special_tokens keeps them.
+NAMED_TOKENS = [
+    (BOS, True), (EOS, True), (FIM_HOLE, False), (FIM_BEGIN, False), (FIM_END, False),
+    ("<pad>", True), ("<|User|>", False), ("<|Assistant|>", False), ("<|EOT|>", True),
+]
+BASE_VOCAB = 32000
+VOCAB_ROWS = 32256
+
+ARCHITECTURE = dict(
+    hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=4, max_position_embeddings=16384, rope_theta=100000.0,
+    rope_scaling={"type": "linear", "factor": 4.0}, rms_norm_eps=1e-6,
+)
+TRAIN = dict(steps=360, batch=16, seq_len=256, lr=8e-3, negatives=1024, seed=1234, threads=2)
+GPTQ = dict(bits=4, group_size=32, calibration_samples=32)
+
+
+def cache_root() -> Path:
+    if os.environ.get("FIMLS_CACHE_DIR"):
+        return Path(os.environ["FIMLS_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fimls"
+
+
+def recipe_key() -> str:
+    recipe = {
+        "version": RECIPE_VERSION, "arch": ARCHITECTURE, "train": TRAIN, "gptq": GPTQ,
+        "stdlib": f"{sys.version_info.major}.{sys.version_info.minor}",
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def default_dir() -> Path:
+    return cache_root() / f"test-model-{recipe_key()}"
+
+
+def _is_complete(directory: Path) -> bool:
+    stamp = directory / "fimls-test-model.json"
+    return stamp.is_file() and json.loads(stamp.read_text()).get("recipe") == recipe_key()
+
+
+def ensure_test_model(directory: Path | str | None = None) -> Path:
+    """Return a directory holding the test model, building it first if needed."""
+    target = Path(directory) if directory is not None else default_dir()
+    if _is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building the same model
+        if not _is_complete(target):
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+            try:
+                _build(staging, recipe_key())
+                staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any other
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _corpus() -> list[str]:
+    """Standard-library sources in a fixed order: real code that every Python install has."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"test", "tests", "idlelib", "site-packages", "lib2to3", "__pycache__", "turtledemo"}
+    texts = []
+    for path in sorted(stdlib.rglob("*.py")):
+        if skip.intersection(path.relative_to(stdlib).parts):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if 200 < len(text) < 400_000:
+            texts.append(text)
+    return texts
+
+
+def _train_tokenizer(texts: list[str]):
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    alphabet = [c for c in pre_tokenizers.ByteLevel.alphabet() if c not in BYTE_FALLBACK_TOKENS]
+    trainer = trainers.BpeTrainer(
+        vocab_size=BASE_VOCAB, min_frequency=2, show_progress=False, initial_alphabet=alphabet
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    if tokenizer.get_vocab_size() != BASE_VOCAB:
+        raise RuntimeError(f"BPE training gave {tokenizer.get_vocab_size()} tokens, expected {BASE_VOCAB}")
+    for content in BYTE_FALLBACK_TOKENS:
+        tokenizer.add_tokens([AddedToken(content, normalized=False, special=False)])
+    for content, special in NAMED_TOKENS:
+        token = AddedToken(content, normalized=False, special=special)
+        (tokenizer.add_special_tokens if special else tokenizer.add_tokens)([token])
+    # The real tokenizer prepends BOS to every encoding (add_bos_token), FIM prompts included.
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, 32013)]
+    )
+    return tokenizer
+
+
+def _fim_sample(text: str, rng: random.Random, encode) -> list[int]:
+    """One training sequence: plain code, or prefix-suffix-middle FIM as DeepSeek-Coder was trained."""
+    lines = text.splitlines(keepends=True)
+    start = rng.randrange(max(1, len(lines) - 12))
+    chunk = lines[start : start + rng.randint(6, 24)]
+    ids = {t: i for i, t in zip(range(32013, 32018), [BOS, EOS, FIM_HOLE, FIM_BEGIN, FIM_END])}
+    # Holes start on a line with code: a middle of just "\n" teaches the model to say nothing.
+    candidates = [i for i in range(1, len(chunk) - 1) if chunk[i].strip()]
+    if rng.random() < 0.3 or not candidates:
+        return [ids[BOS]] + encode("".join(chunk))
+    body = "".join(chunk)
+    first_line = rng.choice(candidates)
+    first = sum(len(line) for line in chunk[:first_line])
+    line_end = body.find("\n", first)
+    if rng.random() < 0.5:
+        # From the middle of a line to its end, as when a user types mid-line.
+        hole_start = first + rng.randrange(0, max(1, line_end - first))
+        hole_end = line_end + 1
+    else:
+        # One to three whole lines after their indentation, as when a user opens a new line.
+        line = chunk[first_line]
+        hole_start = first + len(line) - len(line.lstrip(" \t"))
+        hole_end = sum(len(x) for x in chunk[: min(len(chunk), first_line + rng.randint(1, 3))])
+    prefix, middle, suffix = body[:hole_start], body[hole_start:hole_end], body[hole_end:]
+    return (
+        [ids[BOS], ids[FIM_BEGIN]] + encode(prefix) + [ids[FIM_HOLE]] + encode(suffix)
+        + [ids[FIM_END]] + encode(middle) + [ids[EOS]]
+    )
+
+
+def _sampled_softmax_loss(model, input_ids, pad: int, negatives: int, generator):
+    """Cross-entropy over the batch's target tokens plus random negatives, not all 32256 rows.
+
+    The full-vocabulary projection is ~90% of a step's cost at this size; sampling it lets the
+    build see ten times more code in the same minute. The negatives are drawn from the whole
+    vocabulary so rows the batch never targets are still pushed down.
+    """
+    import torch
+
+    hidden = model.model(input_ids=input_ids, attention_mask=(input_ids != pad).long()).last_hidden_state
+    hidden, targets = hidden[:, :-1].reshape(-1, hidden.shape[-1]), input_ids[:, 1:].reshape(-1)
+    keep = targets != pad
+    hidden, targets = hidden[keep], targets[keep]
+    random_rows = torch.randint(0, VOCAB_ROWS, (negatives,), generator=generator)
+    candidates, inverse = torch.unique(torch.cat([targets, random_rows]), return_inverse=True)
+    logits = hidden @ model.lm_head.weight[candidates].T
+    # Each sampled non-target row stands for |V \ T| / |N \ T| rows of the full vocabulary: weigh
+    # it so, or the rows the batch never targets are never pushed down and the full softmax is flat.
+    is_target = torch.isin(candidates, targets)
+    stand_ins = max(1, int((~is_target).sum()))
+    weight = math.log((VOCAB_ROWS - int(is_target.sum())) / stand_ins)
+    logits = logits + (~is_target).to(logits.dtype) * weight
+    return torch.nn.functional.cross_entropy(logits, inverse[: len(targets)])
+
+
+def _train_model(model, texts: list[str], encode) -> None:
+    import torch
+
+    rng = random.Random(TRAIN["seed"])
+    generator = torch.Generator().manual_seed(TRAIN["seed"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=TRAIN["lr"], weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, TRAIN["lr"], total_steps=TRAIN["steps"], pct_start=0.05)
+    seq_len, pad = TRAIN["seq_len"], 32018
+    model.train()
+    for step in range(TRAIN["steps"]):
+        batch = []
+        for _ in range(TRAIN["batch"]):
+            sample = _fim_sample(texts[rng.randrange(len(texts))], rng, encode)[:seq_len]
+            batch.append(sample + [pad] * (seq_len - len(sample)))
+        loss = _sampled_softmax_loss(model, torch.tensor(batch), pad, TRAIN["negatives"], generator)
+        if step % 30 == 0:
+            log.debug("test model: step %d sampled loss %.3f", step, loss.item())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+    model.eval()
+
+
+def _build(out: Path, key: str) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(TRAIN["seed"])
+    torch.set_num_threads(TRAIN["threads"])
+    texts = _corpus()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=_train_tokenizer(texts),
+        bos_token=BOS, eos_token=EOS, pad_token="<pad>",
+        model_max_length=ARCHITECTURE["max_position_embeddings"], clean_up_tokenization_spaces=False,
+    )
+    encode = lambda s: tokenizer(s, add_special_tokens=False).input_ids  # noqa: E731
+
+    # A copy: LlamaConfig normalizes rope_scaling in place, which would change the recipe key.
+    config = LlamaConfig(
+        vocab_size=VOCAB_ROWS, bos_token_id=32013, eos_token_id=32014, pad_token_id=None,
+        tie_word_embeddings=False, **copy.deepcopy(ARCHITECTURE),
+    )
+    model = LlamaForCausalLM(config)
+    _train_model(model, texts, encode)
+
+    with tempfile.TemporaryDirectory() as dense_dir:
+        model.save_pretrained(dense_dir)
+        tokenizer.save_pretrained(dense_dir)
+        _quantize(Path(dense_dir), out, texts, tokenizer)
+    (out / "quant_log.csv").unlink(missing_ok=True)  # timings: would make the files differ per build
+    (out / "fimls-test-model.json").write_text(json.dumps({"recipe": key, "alias": TEST_MODEL_ALIAS}))
+
+
+def _quantize(dense_dir: Path, out: Path, texts: list[str], tokenizer) -> None:
+    from gptqmodel import GPTQModel, QuantizeConfig
+
+    rng = random.Random(TRAIN["seed"] + 1)
+    calibration = []
+    for _ in range(GPTQ["calibration_samples"]):
+        text = texts[rng.randrange(len(texts))]
+        start = rng.randrange(max(1, len(text) - 1200))
+        calibration.append(text[start : start + 1200])
+    config = QuantizeConfig(bits=GPTQ["bits"], group_size=GPTQ["group_size"], desc_act=False, offload_to_disk=False)
+    with contextlib.redirect_stdout(sys.stderr):
+        model = GPTQModel.load(str(dense_dir), config, device="cpu")
+        model.quantize(calibration, batch_size=4, tokenizer=tokenizer)
+        model.save(str(out))
+    tokenizer.save_pretrained(str(out))

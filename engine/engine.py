@@ -3,6 +3,7 @@ turns `PromptParts` into completion text. Calls are serialized: one model, one w
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from fimls.engine.fim import FimTemplate
 from fimls.engine.loading import LoadedModel
 from fimls.engine.stops import StopRules
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -22,16 +25,45 @@ class Completion:
 
 
 class Engine:
-    def __init__(self, loaded: LoadedModel, max_cached_tokens: int = 8192, layout: str = "line-in-middle"):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        max_cached_tokens: int = 8192,
+        layout: str = "line-in-middle",
+        speculative_tokens: int = 0,
+        static_cache: bool = False,
+        compile_decode: bool = False,
+    ):
+        """`static_cache` keeps the KV cache in fixed buffers of `max_cached_tokens` positions, and
+        `compile_decode` runs the one-token decode step through `torch.compile` in
+        `reduce-overhead` mode (CUDA graphs): together, the decode path of gpt-fast."""
         self.loaded = loaded
         self.max_cached_tokens = max_cached_tokens
         self.layout = layout
+        self.speculative_tokens = speculative_tokens
         self.template = FimTemplate.from_tokenizer(loaded.tokenizer, loaded.name)
         self._lock = threading.Lock()
-        from transformers import DynamicCache
+        from transformers import DynamicCache, StaticCache
 
         config = loaded.model.config
-        self.session = KVSession(make_cache=lambda: DynamicCache(config=config))
+        self.static_cache = static_cache
+        if static_cache:
+            make_cache = lambda: StaticCache(config=config, max_cache_len=max_cached_tokens)  # noqa: E731
+        else:
+            make_cache = lambda: DynamicCache(config=config)  # noqa: E731
+        self.session = KVSession(make_cache=make_cache)
+        self.decode_forward = None
+        if compile_decode:
+            import torch
+
+            self.decode_forward = torch.compile(loaded.model.forward, mode="reduce-overhead", dynamic=False)
+
+    @property
+    def window(self) -> int:
+        """Most positions one prompt plus its completion may take."""
+        if self.static_cache:
+            return min(self.loaded.context_window, self.max_cached_tokens)
+        return self.loaded.context_window
 
     def encode(self, text: str) -> list[int]:
         if not text:
@@ -63,8 +95,8 @@ class Engine:
     ) -> Completion:
         """`stop_ids` replaces the template's end tokens (an empty set times a fixed length)."""
         prompt = self.render(parts)
-        window = self.loaded.context_window
-        if len(prompt) + max_new_tokens > window:
+        window = self.window
+        if len(prompt) + max_new_tokens + self.speculative_tokens + 1 > window:
             raise ValueError(
                 f"prompt of {len(prompt)} tokens plus {max_new_tokens} new tokens exceeds the model's "
                 f"window of {window}; lower the prefix/suffix budgets"
@@ -79,11 +111,13 @@ class Engine:
                 device=self.loaded.device,
                 temperature=temperature,
                 top_p=top_p,
+                speculative_tokens=self.speculative_tokens,
+                decode_forward=self.decode_forward,
                 cancelled=cancelled,
                 finished=self._finished_by(rules),
                 clock=time.perf_counter,
             )
-            if len(self.session.tokens) > self.max_cached_tokens:
+            if not self.static_cache and len(self.session.tokens) > self.max_cached_tokens:
                 self.session.reset()  # bounded memory: the next prompt is prefilled from scratch
         text = self.decode(generation.token_ids)
         cut = rules.cut(text) if rules is not None else None
@@ -96,6 +130,17 @@ class Engine:
         return lambda token_ids: not (text := self.decode(token_ids)).endswith("\ufffd") and rules.cut(text) is not None
 
     def warm_up(self) -> None:
-        """Run one tiny completion so JIT kernels compile at load, not on the first keystroke."""
-        self.complete(PromptParts(header="", prefix="def f(", suffix=")\n"), max_new_tokens=2)
+        """Run a few tiny completions so JIT kernels compile (and CUDA graphs are recorded) at
+        load, not on the first keystroke. A compiled decode that fails falls back to eager."""
+        parts = PromptParts(header="", prefix="def f(", suffix=")\n")
+        try:
+            for _ in range(3):
+                self.complete(parts, max_new_tokens=4, stop_ids=frozenset())
+        except Exception as error:
+            if self.decode_forward is None:
+                raise
+            log.warning("compiled decode step unavailable (%s: %s); decoding eagerly", type(error).__name__, error)
+            self.decode_forward = None
+            self.session.reset()
+            self.complete(parts, max_new_tokens=4, stop_ids=frozenset())
         self.session.reset()

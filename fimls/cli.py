@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     engine_bench.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     engine_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
+    gpu_bench = benches.add_parser("gpu", help="DeepSeek-Coder 1.3B/6.7B-shaped random GPTQ models vs physical limits and naive generate")
+    gpu_bench.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    gpu_bench.add_argument("--small", action="store_true", help="small shapes and short prompts (to check it on a CPU)")
+    gpu_bench.add_argument("--json", action="store_true", help="print only the JSON object")
+
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
     return parser
@@ -75,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "complete":
         return _complete(args)
     if args.command == "bench":
-        from fimls.bench.engine_bench import main as bench_engine
+        from fimls.bench import engine_bench, gpu_bench
 
-        return bench_engine(args)
+        return {"engine": engine_bench, "gpu": gpu_bench}[args.bench].main(args)
     if args.command == "make-test-model":
         from fimls.stdio import print_out
         from fimls.testmodel import ensure_test_model

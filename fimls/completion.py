@@ -24,7 +24,7 @@ def complete_text(
     root: str | None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Completion:
-    prefix_tokens, suffix_tokens = fit_budgets(settings, engine.loaded.context_window)
+    prefix_tokens, suffix_tokens = fit_budgets(settings, engine.window)
     parts = window_parts(
         text,
         offset,
@@ -53,7 +53,7 @@ TEMPLATE_RESERVE = 64
 def fit_budgets(settings: Settings, window: int) -> tuple[int, int]:
     """Prefix and suffix budgets shrunk in proportion, if needed, so that the whole prompt and the
     completion fit the model's window: an over-long prompt is cut here, never passed through."""
-    room = window - settings.max_new_tokens - TEMPLATE_RESERVE
+    room = window - settings.max_new_tokens - settings.speculative_tokens - TEMPLATE_RESERVE
     wanted = settings.prefix_tokens + settings.suffix_tokens
     if wanted <= room:
         return settings.prefix_tokens, settings.suffix_tokens
@@ -72,6 +72,14 @@ def load_engine(settings: Settings) -> Engine:
         offline=settings.offline,
         trust_remote_code=settings.trust_remote_code,
     )
-    engine = Engine(loaded, max_cached_tokens=settings.max_cached_tokens, layout=settings.prompt_layout)
+    cuda_fast_path = settings.cuda_graphs and loaded.device.type == "cuda"
+    engine = Engine(
+        loaded,
+        max_cached_tokens=settings.max_cached_tokens,
+        layout=settings.prompt_layout,
+        speculative_tokens=settings.speculative_tokens,
+        static_cache=cuda_fast_path,
+        compile_decode=cuda_fast_path,
+    )
     engine.warm_up()
     return engine

@@ -57,12 +57,22 @@ class Settings(BaseModel):
         "keystroke only changes the prompt's tail and the KV cache survives; `psm` is plain "
         "prefix-suffix-middle.",
     )
+    speculative_tokens: int = Field(
+        8, ge=0, le=32,
+        description="Most draft tokens per step of prompt-lookup speculative decoding (lossless: the "
+        "output is plain greedy's); 0 turns it off. Used only when temperature is 0.",
+    )
     temperature: float = Field(
         0.0, ge=0.0, le=2.0, description="0 is greedy (deterministic); above 0 samples."
     )
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass when temperature > 0.")
     max_cached_tokens: int = Field(
         8192, ge=256, le=131072, description="Most tokens kept in the KV cache between requests."
+    )
+    cuda_graphs: bool = Field(
+        True,
+        description="On CUDA: a static KV cache and a decode step compiled with CUDA graphs "
+        "(torch.compile reduce-overhead); falls back to eager decoding with a log line if it fails.",
     )
     offline: bool = Field(
         False, description="Never contact the model hub; load only models already on disk."

@@ -26,3 +26,14 @@ def test_replay_reports_reuse_against_the_naive_path(test_model_dir):
     # Typing on one line changes only the tail in the line-in-middle layout.
     assert report["layouts"]["line-in-middle"]["reuse_ratio"] > report["layouts"]["psm"]["reuse_ratio"]
     assert report["outputs_identical_to_naive"] >= 0.5
+
+
+def test_gpu_bench_floors_match_the_physical_limits_in_the_design_notes():
+    from fimls.bench.gpu_bench import floors_ms
+
+    small = floors_ms("deepseek-coder-1.3b", context=2048, prefill_tokens=4096, device_type="cuda")
+    large = floors_ms("deepseek-coder-6.7b", context=2048, prefill_tokens=4096, device_type="cuda")
+    # design.md §3: decode >= 0.4 / 1.6 ms per token at 2K; prefill of 4K >= 15 / 72 ms.
+    assert 0.35 < small["decode_ms_per_token"] < 0.45 and 13 < small["prefill_4096_ms"] < 17
+    assert 1.45 < large["decode_ms_per_token"] < 1.75 and 65 < large["prefill_4096_ms"] < 80
+    assert floors_ms("deepseek-coder-1.3b", 2048, 4096, "cpu") is None

@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     gpu_bench.add_argument("--small", action="store_true", help="small shapes and short prompts (to check it on a CPU)")
     gpu_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
+    lsp_bench = benches.add_parser("lsp", help="the real server over stdio, typing at 60 wpm: debounce and cache on vs off")
+    lsp_bench.add_argument("--model", default=None, help="default: the offline test model")
+    lsp_bench.add_argument("--file", default=None, help="source file to replay (default: one shipped in bench/data)")
+    lsp_bench.add_argument("--keystrokes", type=int, default=150)
+    lsp_bench.add_argument("--json", action="store_true", help="print only the JSON object")
+
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
     return parser
@@ -61,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
 def _setup_logging(verbose: bool, log_file: str | None) -> None:
     handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    # Other libraries' INFO lines (pygls logs every message it sends, document text included)
+    # would put source code in the log: only with --verbose.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("fimls").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "complete":
         return _complete(args)
     if args.command == "bench":
-        from fimls.bench import engine_bench, gpu_bench
+        from fimls.bench import engine_bench, gpu_bench, lsp_bench
 
-        return {"engine": engine_bench, "gpu": gpu_bench}[args.bench].main(args)
+        return {"engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench}[args.bench].main(args)
     if args.command == "make-test-model":
         from fimls.stdio import print_out
         from fimls.testmodel import ensure_test_model
@@ -176,6 +185,9 @@ def _complete(args: argparse.Namespace) -> int:
         engine = load_engine(settings)
     except (ModelUnavailable, FimUnsupported) as error:
         return _user_error(error)
+    from fimls.lsp.postprocess import postprocess
+
     completion = complete_text(engine, settings, text, offset, path, args.root or os.getcwd())
-    print_out(completion.text)
+    # What an editor would show: the server post-processes the same way.
+    print_out(postprocess(completion.text, text[:offset], text[offset:]))
     return 0

@@ -16,6 +16,13 @@ DEFAULT_MODEL = "TheBloke/deepseek-coder-1.3b-base-GPTQ"
 from fimls.testmodel import TEST_MODEL_ALIAS
 
 
+# Files that look like secrets: never completed in, never read into a prompt.
+SECRET_GLOBS = (
+    "**/.env", "**/.env.*", "**/*.pem", "**/*.key", "**/id_rsa*", "**/id_ed25519*", "**/id_ecdsa*",
+    "**/.netrc", "**/.npmrc", "**/.pypirc", "**/credentials", "**/credentials.*", "**/*.p12", "**/*.pfx",
+)
+
+
 def default_model() -> str:
     """The model used when none is configured: `FIMLS_MODEL` if set, else the user default."""
     return os.environ.get("FIMLS_MODEL") or DEFAULT_MODEL
@@ -74,6 +81,23 @@ class Settings(BaseModel):
         description="On CUDA: a static KV cache and a decode step compiled with CUDA graphs "
         "(torch.compile reduce-overhead); falls back to eager decoding with a log line if it fails.",
     )
+    debounce_min_ms: int = Field(
+        20, ge=0, le=2000, description="Shortest wait before an automatic request runs the model."
+    )
+    debounce_max_ms: int = Field(
+        300, ge=0, le=5000,
+        description="Longest wait; in between, the delay follows the user's typing rhythm.",
+    )
+    cache_size: int = Field(
+        100, ge=0, le=10000, description="Completions kept for typing-as-suggested answers (LRU)."
+    )
+    enabled_languages: list[str] = Field(
+        default_factory=lambda: ["*"], description="LSP language ids to complete in; `*` is all."
+    )
+    exclude_globs: list[str] = Field(
+        default_factory=lambda: list(SECRET_GLOBS),
+        description="Files (globs on the path) that never get completions or enter a prompt.",
+    )
     offline: bool = Field(
         False, description="Never contact the model hub; load only models already on disk."
     )
@@ -92,7 +116,7 @@ def parse_settings(options: object) -> Settings:
     if not isinstance(options, dict):
         raise SettingsError([f"settings must be an object, got {type(options).__name__}"])
     try:
-        return Settings.model_validate(options)
+        settings = Settings.model_validate(options)
     except ValidationError as exc:
         raise SettingsError(
             [
@@ -100,6 +124,13 @@ def parse_settings(options: object) -> Settings:
                 for err in exc.errors()
             ]
         ) from None
+    if settings.debounce_min_ms > settings.debounce_max_ms:
+        raise SettingsError(["debounceMinMs: must not exceed debounceMaxMs"])
+    return settings
+
+
+# Fields whose change needs the model loaded again; the others apply to the next request.
+RELOAD_FIELDS = frozenset({"model", "device", "gptq_backend", "dtype", "offline", "trust_remote_code", "cuda_graphs"})
 
 
 class SettingsError(ValueError):

@@ -20,11 +20,14 @@ def cursor_offset(document: TextDocument, position: types.Position) -> int:
     return min(offset, line_end)
 
 
-def inline_items(document: TextDocument, position: types.Position, text: str) -> list[types.InlineCompletionItem]:
+def inline_items(
+    document: TextDocument, position: types.Position, text: str, command: types.Command | None = None
+) -> list[types.InlineCompletionItem]:
     """One item that replaces the line's text before the cursor with itself plus the completion.
 
     A replacement from the start of the line (rather than an insertion at the cursor) is what
-    VS Code prefers: if the user deletes a character the item still matches.
+    VS Code prefers: if the user deletes a character the item still matches. `command` runs when
+    the user accepts the item (local acceptance counting).
     """
     if not text:
         return []
@@ -36,5 +39,6 @@ def inline_items(document: TextDocument, position: types.Position, text: str) ->
         types.InlineCompletionItem(
             insert_text=document.source[line_start:offset] + text,
             range=types.Range(start=start, end=end),
+            command=command,
         )
     ]

@@ -1,34 +1,43 @@
-"""The pygls server: wires LSP messages to plain functions and owns the one model worker."""
+"""The pygls server: wires LSP messages to plain functions (serving.py, inline.py, settings)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sys
+import time
 import uuid
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from fimls import __version__
-from fimls.engine.worker import ModelWorker, Superseded
+from fimls.context.paths import display_path
 from fimls.lsp.inline import cursor_offset, inline_items
-from fimls.settings import Settings, SettingsError, parse_settings
+from fimls.lsp.serving import CompletionService, Request
+from fimls.settings import RELOAD_FIELDS, Settings, SettingsError, parse_settings
 
 log = logging.getLogger(__name__)
+
+ACCEPT_COMMAND = "fimls.accepted"
 
 
 class FimlsServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("fimls", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.settings = Settings()
-        self.engine = None
+        self.service = CompletionService(Settings())
         self.state = "loading"
+        self.initialization_options: dict[str, Any] = {}
         # `initialize` cannot show messages yet; a problem found there is shown once initialized.
         self.pending_message: str | None = None
-        # One thread owns the model: loading and every generation run there, in order.
-        self.worker = ModelWorker()
+        self.loading: asyncio.Task | None = None
+        self.item_ids = itertools.count(1)
+
+    @property
+    def settings(self) -> Settings:
+        return self.service.settings
 
     def publish_status(self, state: str, message: str = "") -> None:
         self.state = state
@@ -43,25 +52,71 @@ server = FimlsServer()
 
 @server.feature(types.INITIALIZE)
 def on_initialize(ls: FimlsServer, params: types.InitializeParams) -> None:
+    options = params.initialization_options
+    ls.initialization_options = options if isinstance(options, dict) else {}
     try:
-        ls.settings = parse_settings(params.initialization_options)
+        ls.service.apply(parse_settings(options))
     except SettingsError as error:
         log.error("%s", error)
-        ls.settings = Settings()
-        ls.pending_message = str(error) + "; using defaults"
+        ls.pending_message = f"fimls: {error}; using the defaults"
+    ls.service.root = ls.workspace.root_path
 
 
 @server.feature(types.INITIALIZED)
 async def on_initialized(ls: FimlsServer, params: types.InitializedParams) -> None:
     if ls.pending_message:
         ls.show(types.MessageType.Error, ls.pending_message)
-    await load_model_in_background(ls)
+    await pull_configuration(ls, reload=False)
+    ls.loading = asyncio.ensure_future(load_model(ls))
 
 
-async def load_model_in_background(ls: FimlsServer) -> None:
+async def pull_configuration(ls: FimlsServer, reload: bool = True) -> None:
+    """Settings from `workspace/configuration` (section `fimls`) over the initialization options."""
+    workspace = ls.client_capabilities.workspace
+    if workspace is None or not workspace.configuration:
+        return
+    try:
+        result = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="fimls")])
+        )
+    except Exception:
+        log.warning("workspace/configuration failed", exc_info=True)
+        return
+    values = result[0] if result and isinstance(result[0], dict) else {}
+    await apply_settings(ls, {**ls.initialization_options, **values}, reload=reload)
+
+
+async def apply_settings(ls: FimlsServer, raw: object, reload: bool = True) -> None:
+    """Validate and apply; invalid values are refused with a message and the previous ones stay."""
+    try:
+        new = parse_settings(raw)
+    except SettingsError as error:
+        ls.show(types.MessageType.Error, f"fimls: {error}; keeping the previous settings")
+        return
+    old = ls.settings
+    ls.service.apply(new)
+    changed = {name for name in RELOAD_FIELDS if getattr(old, name) != getattr(new, name)}
+    if reload and changed:
+        log.info("settings %s changed: reloading the model", sorted(changed))
+        if ls.loading is not None and not ls.loading.done():
+            await asyncio.wait([ls.loading])
+        ls.loading = asyncio.ensure_future(load_model(ls))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def on_did_change_configuration(ls: FimlsServer, params: types.DidChangeConfigurationParams) -> None:
+    pushed = params.settings.get("fimls") if isinstance(params.settings, dict) else None
+    if isinstance(pushed, dict):
+        await apply_settings(ls, {**ls.initialization_options, **pushed})
+    else:
+        await pull_configuration(ls)
+
+
+async def load_model(ls: FimlsServer) -> None:
     from fimls.completion import load_engine
 
     settings = ls.settings
+    ls.service.engine = None  # completions answer empty while the model (re)loads
     token = None
     window = ls.client_capabilities.window
     if window is not None and window.work_done_progress:
@@ -76,14 +131,16 @@ async def load_model_in_background(ls: FimlsServer) -> None:
             token = None
     ls.publish_status("loading", settings.model)
     try:
-        ls.engine = await ls.worker.call(lambda: load_engine(settings))
+        engine = await ls.service.worker.call(lambda: load_engine(settings))
     except Exception as error:
         log.error("model load failed: %s", error, exc_info=not _is_user_error(error))
         ls.publish_status("error", str(error))
         ls.show(types.MessageType.Error, f"fimls: {error}")
         done = f"failed: {error}"
     else:
-        loaded = ls.engine.loaded
+        ls.service.engine = engine
+        ls.service.cache.forget_all()
+        loaded = engine.loaded
         done = f"{settings.model} ready on {loaded.device} ({loaded.kernel}) in {loaded.load_seconds:.1f}s"
         log.info("%s", done)
         ls.publish_status("ready", done)
@@ -98,35 +155,62 @@ def _is_user_error(error: Exception) -> bool:
     return isinstance(error, (ModelUnavailable, FimUnsupported))
 
 
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def on_did_change(ls: FimlsServer, params: types.DidChangeTextDocumentParams) -> None:
+    # pygls applies the edit itself (its built-in handler runs first); we learn the typing rhythm.
+    ls.service.rhythm.keystroke(params.text_document.uri, time.monotonic())
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def on_did_close(ls: FimlsServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.service.cache.forget(params.text_document.uri)
+    ls.service.rhythm.forget(params.text_document.uri)
+
+
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def on_inline_completion(
     ls: FimlsServer, params: types.InlineCompletionParams
 ) -> list[types.InlineCompletionItem]:
-    engine = ls.engine
-    if engine is None:
-        return []  # still loading (or failed): an empty answer, never an error
-    from fimls.completion import complete_text
-
-    document = ls.workspace.get_text_document(params.text_document.uri)
-    text = document.source
-    offset = cursor_offset(document, params.position)
-    settings, root = ls.settings, ls.workspace.root_path
-
-    def run(cancelled):
-        return complete_text(engine, settings, text, offset, document.path, root, cancelled)
-
+    uri = params.text_document.uri
+    document = ls.workspace.get_text_document(uri)
+    request = Request(
+        uri=uri,
+        path=document.path,
+        relative_path=display_path(document.path, ls.workspace.root_path),
+        language_id=document.language_id,
+        text=document.source,
+        offset=cursor_offset(document, params.position),
+        invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
+    )
     try:
-        # A newer request for this document supersedes this one; `$/cancelRequest` cancels the
-        # handler's task. Either way the generation stops at its next token.
-        completion = await ls.worker.generate(params.text_document.uri, run)
-    except Superseded:
-        return []
+        answer = await ls.service.complete(request)
     except asyncio.CancelledError:
-        raise
+        raise  # pygls answers a cancelled request with the LSP RequestCancelled error
     except Exception:
-        log.exception("completion failed for %s", params.text_document.uri)
+        log.exception("completion failed for %s", uri)
         return []
-    return inline_items(document, params.position, completion.text)
+    command = types.Command(title="fimls: completion accepted", command=ACCEPT_COMMAND, arguments=[next(ls.item_ids)])
+    return inline_items(document, params.position, answer.text, command)
+
+
+@server.command(ACCEPT_COMMAND)
+def on_accepted(ls: FimlsServer, *args: Any) -> None:
+    ls.service.stats.accepted += 1
+
+
+@server.feature("textDocument/didShowCompletion")
+def on_did_show_completion(ls: FimlsServer, params: Any) -> None:
+    ls.service.stats.shown += 1
+
+
+@server.feature("textDocument/didPartiallyAcceptCompletion")
+def on_did_partially_accept_completion(ls: FimlsServer, params: Any) -> None:
+    ls.service.stats.partially_accepted += 1
+
+
+@server.feature("fimls/stats")
+def on_stats(ls: FimlsServer, params: Any) -> dict:
+    return {"state": ls.state, **ls.service.stats.report(), "settings": ls.settings.model_dump(by_alias=True)}
 
 
 def serve(stdio_out: BinaryIO | None, tcp_port: int | None) -> int:
@@ -135,5 +219,5 @@ def serve(stdio_out: BinaryIO | None, tcp_port: int | None) -> int:
         server.start_tcp("127.0.0.1", tcp_port)
     else:
         server.start_io(stdin=sys.stdin.buffer, stdout=stdio_out)
-    server.worker.shutdown()
+    server.service.worker.shutdown()
     return 0

@@ -24,7 +24,7 @@ SOURCE = (
 )
 
 
-def _start(model: str, workspace) -> callable:
+def _start(model: str, workspace, options: dict | None = None) -> callable:
     async def start(lsp_client: LanguageClient):
         statuses: list[dict] = []
         lsp_client.feature("fimls/status")(lambda params: statuses.append(dict(state=params.state, message=params.message)))
@@ -33,7 +33,7 @@ def _start(model: str, workspace) -> callable:
             types.InitializeParams(
                 capabilities=client_capabilities("visual-studio-code"),
                 root_uri=workspace.as_uri(),
-                initialization_options={"model": model, "device": "cpu", "maxNewTokens": 12},
+                initialization_options={"model": model, "device": "cpu", "maxNewTokens": 12, **(options or {})},
             )
         )
 

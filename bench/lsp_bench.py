@@ -1,0 +1,163 @@
+"""`fimls bench lsp`: the real server over stdio, driven the way VS Code drives it while a user
+types: a `didChange` and an automatic `inlineCompletion` request per keystroke, the previous
+request cancelled, at a realistic pace with pauses. Run twice in one invocation: with debounce and
+the typing-as-suggested cache (the defaults), and with both switched off."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fimls.bench.engine_bench import DEFAULT_FILE, keystroke_states, percentile
+
+WPM = 60
+KEYSTROKE_S = 60 / (WPM * 5)  # five characters a word
+LINE_PAUSE_S = 1.2  # longer than the server's notion of typing rhythm (1 s)
+
+
+def typing_schedule(states: list[tuple[str, int]], seed: int = 0) -> list[float]:
+    """Seconds to wait before each keystroke: jittered around 60 wpm, a pause at each new line."""
+    rng = random.Random(seed)
+    waits, previous_line = [], None
+    for document, cursor in states:
+        line = document.count("\n", 0, cursor)
+        pause = previous_line is not None and line != previous_line
+        waits.append(LINE_PAUSE_S if pause else rng.uniform(0.6, 1.4) * KEYSTROKE_S)
+        previous_line = line
+    return waits
+
+
+async def _session(model: str, states, waits, path: Path, options: dict[str, Any]) -> dict[str, Any]:
+    from lsprotocol import types
+    from pygls.lsp.client import LanguageClient
+
+    client = LanguageClient("fimls-bench", "1")
+    statuses: list[str] = []
+    client.feature("fimls/status")(lambda params: statuses.append(params.state))
+    await client.start_io(sys.executable, "-m", "fimls", "--stdio")
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            root_uri=path.parent.as_uri(),
+            initialization_options={"model": model, "device": "cpu", **options},
+        )
+    )
+    client.initialized(types.InitializedParams())
+    while not statuses or statuses[-1] not in ("ready", "error"):
+        await asyncio.sleep(0.05)
+    if statuses[-1] != "ready":
+        raise RuntimeError("the model did not load")
+    uri = path.as_uri()
+    first_document, _ = states[0]
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=first_document))
+    )
+    latencies: list[float] = []
+    answered_pauses = texts_after_pauses = pauses = 0
+    previous: tuple[str, asyncio.Future, float] | None = None
+    document = first_document
+    for index, ((new_document, cursor), wait) in enumerate(zip(states, waits)):
+        await asyncio.sleep(wait)
+        if index:
+            # The whole-document change keeps the replay simple; the server syncs it like any edit.
+            client.text_document_did_change(
+                types.DidChangeTextDocumentParams(
+                    text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=index + 1),
+                    content_changes=[types.TextDocumentContentChangeWholeDocument(text=new_document)],
+                )
+            )
+        document = new_document
+        if previous is not None and not previous[1].done():
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=previous[0]))
+        line = document.count("\n", 0, cursor)
+        character = len(document[document.rfind("\n", 0, cursor) + 1 : cursor].encode("utf-16-le")) // 2
+        msg_id = f"k{index}"
+        future = asyncio.wrap_future(
+            client.protocol.send_request(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION,
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=types.Position(line=line, character=character),
+                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+                ),
+                msg_id=msg_id,
+            )
+        )
+        sent = time.perf_counter()
+        future.add_done_callback(lambda f, sent=sent: f.cancelled() or f.exception() or latencies.append((time.perf_counter() - sent) * 1000))
+        previous = (msg_id, future, sent)
+        next_wait = waits[index + 1] if index + 1 < len(waits) else LINE_PAUSE_S
+        if next_wait >= LINE_PAUSE_S:
+            pauses += 1
+            try:
+                result = await asyncio.wait_for(asyncio.shield(future), timeout=next_wait)
+            except (asyncio.TimeoutError, Exception):
+                result = None
+            if result is not None:
+                answered_pauses += 1
+                texts_after_pauses += bool(result)
+    await asyncio.sleep(0.5)
+    stats = await asyncio.wrap_future(client.protocol.send_request("fimls/stats", {}))
+    stats = stats._asdict() if hasattr(stats, "_asdict") else dict(stats)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return {
+        "keystrokes": len(states),
+        "requests": stats["requests"],
+        "model_calls": stats["model_calls"],
+        "model_calls_per_100_keystrokes": round(100 * stats["model_calls"] / len(states), 1),
+        "cache_hits": stats["cache_hits"],
+        "superseded": stats["superseded"],
+        "cancelled": stats["cancelled"],
+        "answered": len(latencies),
+        "p50_ms": round(percentile(latencies, 50), 2) if latencies else None,
+        "p95_ms": round(percentile(latencies, 95), 2) if latencies else None,
+        "server_overhead_p95_ms": stats["server_overhead_p95_ms"],
+        "engine_p50_ms": stats["engine_p50_ms"],
+        "pauses": pauses,
+        "pauses_answered": answered_pauses,
+        "pauses_with_text": texts_after_pauses,
+    }
+
+
+def run(model: str | None, file: Path, keystrokes: int) -> dict[str, Any]:
+    from fimls.testmodel import ensure_test_model
+
+    model = model or str(ensure_test_model())
+    text = file.read_text(encoding="utf-8")
+    states = keystroke_states(text, keystrokes)
+    waits = typing_schedule(states)
+    path = file.resolve()
+    fimls_run = asyncio.run(_session(model, states, waits, path, {}))
+    plain_run = asyncio.run(_session(model, states, waits, path, {"debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}))
+    return {
+        "bench": "lsp",
+        "model": model,
+        "device": "cpu",
+        "file": str(file),
+        "wpm": WPM,
+        "line_pause_s": LINE_PAUSE_S,
+        **fimls_run,
+        "no_debounce_no_cache": plain_run,
+    }
+
+
+def main(args) -> int:
+    import logging
+
+    from fimls.stdio import print_out
+
+    logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message, source text included
+
+    report = run(args.model, Path(args.file) if args.file else DEFAULT_FILE, args.keystrokes)
+    if not args.json:
+        for key, value in report.items():
+            print_out(f"{key:>32}: {value}")
+    print_out(json.dumps(report))
+    return 0

@@ -1,0 +1,129 @@
+"""What makes a completion feel right once the model has written it. Plain functions of strings,
+applied in `postprocess` in order; each is table-tested with real snippets.
+
+`before` is the document text before the cursor, `after` the text after it.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+_OPENERS = {v: k for k, v in _CLOSERS.items()}
+
+
+def _line_after(after: str) -> str:
+    end = after.find("\n")
+    return after if end < 0 else after[:end]
+
+
+def _line_before(before: str) -> str:
+    return before[before.rfind("\n") + 1 :]
+
+
+def trim_suffix_overlap(text: str, after: str) -> str:
+    """Drop the end of the completion that the document already has after the cursor: the rest of
+    the line (`foo(x))` before `)`), or whole following lines the model wrote again."""
+    rest = _line_after(after)
+    if rest.strip() and "\n" not in text:
+        for size in range(min(len(text), len(rest)), 0, -1):
+            if text.endswith(rest[:size]) and rest[:size].strip():
+                return text[: len(text) - size]
+        return text
+    following = [line for line in after.split("\n")[1:] if line.strip()][:5]
+    lines = text.split("\n")
+    if len(lines) > 1 and following:
+        # The first following line written again ends the completion there. A line of closing
+        # brackets only counts when it closes nothing the completion itself opened.
+        first = following[0].strip()
+        for i, line in enumerate(lines[1:], start=1):
+            if line.strip() != first:
+                continue
+            if len(first) > 2 or (set(first) <= set("})]; ") and _depth("\n".join(lines[:i])) <= 0):
+                return "\n".join(lines[:i]).rstrip(" \t")
+    return text
+
+
+def _depth(code: str) -> int:
+    return sum(code.count(o) for o in _OPENERS) - sum(code.count(c) for c in _CLOSERS)
+
+
+def _repeats(text: str) -> bool:
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    if len(lines) >= 3 and len(set(lines)) == 1:
+        return True
+    compact = re.sub(r"\s+", "", text)
+    # A short unit repeated over and over ("))))))", "abcabcabcabc").
+    for unit in range(1, 5):
+        if len(compact) >= max(8, unit * 4) and compact == (compact[:unit] * (len(compact) // unit + 1))[: len(compact)]:
+            return True
+    return False
+
+
+def is_degenerate(text: str) -> bool:
+    """Empty, white space only, or a short pattern repeated: nothing a user wants to see."""
+    return not text.strip() or _repeats(text)
+
+
+def to_single_line(text: str, after: str) -> str:
+    """Mid-line (code after the cursor, closing punctuation aside) a completion is one line."""
+    rest = _line_after(after).strip()
+    if rest and rest.strip(")]}>\"'`;:,"):
+        return text.split("\n", 1)[0]
+    return text
+
+
+def match_indentation(text: str, before: str, after: str) -> str:
+    """Lines after the first use the file's indentation character (tabs or spaces)."""
+    sample = before[-4000:] + after[:4000]
+    tabs = len(re.findall(r"^\t", sample, re.M))
+    spaces = len(re.findall(r"^ {2,}", sample, re.M))
+    if not (tabs or spaces) or "\n" not in text:
+        return text
+    width = _indent_width(sample)
+    lines = text.split("\n")
+    for i in range(1, len(lines)):
+        stripped = lines[i].lstrip(" \t")
+        lead = lines[i][: len(lines[i]) - len(stripped)]
+        if tabs > spaces and " " in lead:
+            lines[i] = "\t" * (len(lead.expandtabs(width)) // width) + stripped
+        elif spaces > tabs and "\t" in lead:
+            lines[i] = lead.expandtabs(width) + stripped
+    return "\n".join(lines)
+
+
+def _indent_width(sample: str) -> int:
+    widths = [len(m) for m in re.findall(r"^( +)\S", sample, re.M)]
+    smallest = min((w for w in widths if w >= 2), default=4)
+    return smallest if smallest in (2, 3, 4, 8) else 4
+
+
+def balance_brackets(text: str, before: str, after: str) -> str:
+    """Cut the completion at a closing bracket that closes nothing opened on the cursor's line or
+    in the completion itself, when the rest of the line already holds that closer."""
+    stack = []
+    for char in _line_before(before):
+        if char in _OPENERS:
+            stack.append(char)
+        elif char in _CLOSERS and stack and stack[-1] == _CLOSERS[char]:
+            stack.pop()
+    rest = _line_after(after)
+    for i, char in enumerate(text):
+        if char in _OPENERS:
+            stack.append(char)
+        elif char in _CLOSERS:
+            if stack and stack[-1] == _CLOSERS[char]:
+                stack.pop()
+            elif char in rest:
+                return text[:i]
+    return text
+
+
+def postprocess(text: str, before: str, after: str) -> str:
+    """The completion to show, or "" for none."""
+    text = to_single_line(text, after)
+    text = balance_brackets(text, before, after)
+    text = trim_suffix_overlap(text, after)
+    text = match_indentation(text, before, after)
+    text = text.rstrip() if "\n" in text else text
+    return "" if is_degenerate(text) else text

@@ -1,0 +1,125 @@
+"""One inline-completion request, start to end, as a plain async method the server calls:
+filters, typing-as-suggested cache, debounce, the model worker, post-processing, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import time
+from dataclasses import dataclass, field
+
+from fimls.engine.worker import ModelWorker, Superseded
+from fimls.lsp.debounce import TypingRhythm
+from fimls.lsp.postprocess import postprocess
+from fimls.lsp.stats import Stats
+from fimls.lsp.suggestion_cache import SuggestionCache
+from fimls.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    uri: str
+    path: str
+    relative_path: str
+    language_id: str | None
+    text: str
+    offset: int
+    invoked: bool
+
+
+@dataclass
+class Answer:
+    text: str
+    source: str  # "model" | "cache" | "none"
+
+
+@dataclass
+class CompletionService:
+    settings: Settings
+    worker: ModelWorker = field(default_factory=ModelWorker)
+    engine: object = None
+    root: str | None = None
+    stats: Stats = field(default_factory=Stats)
+
+    def __post_init__(self) -> None:
+        self.cache = SuggestionCache(self.settings.cache_size)
+        self.rhythm = TypingRhythm(self.settings.debounce_min_ms, self.settings.debounce_max_ms)
+        self._latest: dict[str, int] = {}
+        self._sequence = 0
+
+    def apply(self, settings: Settings) -> None:
+        """Settings that take effect from the next request (no reload)."""
+        self.settings = settings
+        self.cache.max_entries = settings.cache_size
+        self.rhythm.min_s, self.rhythm.max_s = settings.debounce_min_ms / 1000, settings.debounce_max_ms / 1000
+        if self.engine is not None:
+            self.engine.layout = settings.prompt_layout
+            self.engine.speculative_tokens = settings.speculative_tokens
+            self.engine.max_cached_tokens = settings.max_cached_tokens
+
+    def allowed(self, relative_path: str, language_id: str | None) -> bool:
+        languages = self.settings.enabled_languages
+        if "*" not in languages and (language_id or "") not in languages:
+            return False
+        path = relative_path.replace("\\", "/")
+        return not any(
+            fnmatch.fnmatch(path, glob) or fnmatch.fnmatch("/" + path, glob) for glob in self.settings.exclude_globs
+        )
+
+    async def complete(self, request: Request) -> Answer:
+        started = time.perf_counter()
+        self.stats.requests += 1
+        self._sequence += 1
+        self._latest[request.uri] = self._sequence
+        waits = {"debounce_ms": 0.0, "worker_ms": 0.0}
+        try:
+            answer = await self._respond(request, self._sequence, waits)
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1  # its time is no one's latency: nobody got an answer
+            raise
+        total_ms = (time.perf_counter() - started) * 1000
+        self.stats.latency_ms.append(total_ms)
+        # Time in the debounce and in the worker (waiting for an older generation to stop, then
+        # generating) is by design or the model's; what is left is the server's own overhead.
+        self.stats.overhead_ms.append(max(0.0, total_ms - waits["debounce_ms"] - waits["worker_ms"]))
+        if not answer.text:
+            self.stats.empty += 1
+        return answer
+
+    async def _respond(self, request: Request, sequence: int, waits: dict[str, float]) -> Answer:
+        if self.engine is None or not self.allowed(request.relative_path, request.language_id):
+            return Answer("", "none")
+        before, after = request.text[: request.offset], request.text[request.offset :]
+        cached = self.cache.get(request.uri, before, after)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return Answer(cached, "cache")
+        if not request.invoked:
+            delay = self.rhythm.delay(request.uri)
+            await asyncio.sleep(delay)
+            waits["debounce_ms"] = delay * 1000
+            if self._latest.get(request.uri) != sequence:  # a newer keystroke's request came
+                self.stats.superseded += 1
+                return Answer("", "none")
+        engine, settings = self.engine, self.settings
+        from fimls.completion import complete_text
+
+        def run(cancelled):
+            self.stats.model_calls += 1  # counted in the worker: queued requests that were superseded never get here
+            return complete_text(engine, settings, request.text, request.offset, request.path, self.root, cancelled)
+
+        in_worker = time.perf_counter()
+        try:
+            completion = await self.worker.generate(request.uri, run)
+        except Superseded:
+            self.stats.superseded += 1
+            return Answer("", "none")
+        finally:
+            waits["worker_ms"] = (time.perf_counter() - in_worker) * 1000
+        self.stats.engine_ms.append(completion.generation.total_s * 1000)
+        text = postprocess(completion.text, before, after)
+        self.cache.put(request.uri, before, after, text)
+        return Answer(text, "model")

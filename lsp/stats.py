@@ -1,0 +1,50 @@
+"""Local acceptance telemetry and serving counters, answered by `fimls/stats`. Nothing leaves
+the machine: these numbers exist only in the server's memory."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+def _percentile(values, q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))], 3)
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    model_calls: int = 0
+    cache_hits: int = 0
+    superseded: int = 0
+    cancelled: int = 0
+    empty: int = 0
+    shown: int = 0
+    accepted: int = 0
+    partially_accepted: int = 0
+    latency_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+    engine_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+    overhead_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+
+    def report(self) -> dict:
+        return {
+            "requests": self.requests,
+            "model_calls": self.model_calls,
+            "cache_hits": self.cache_hits,
+            "cache_hit_rate": round(self.cache_hits / self.requests, 4) if self.requests else 0.0,
+            "superseded": self.superseded,
+            "cancelled": self.cancelled,
+            "empty": self.empty,
+            "shown": self.shown,
+            "accepted": self.accepted,
+            "partially_accepted": self.partially_accepted,
+            "latency_p50_ms": _percentile(self.latency_ms, 50),
+            "latency_p95_ms": _percentile(self.latency_ms, 95),
+            "engine_p50_ms": _percentile(self.engine_ms, 50),
+            "engine_p95_ms": _percentile(self.engine_ms, 95),
+            "server_overhead_p50_ms": _percentile(self.overhead_ms, 50),
+            "server_overhead_p95_ms": _percentile(self.overhead_ms, 95),
+        }

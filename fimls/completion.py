@@ -6,8 +6,10 @@ and position.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
+from fimls.context.builder import ContextBuilder
 from fimls.context.paths import display_path
 from fimls.context.window import window_parts
 from fimls.engine.engine import Completion, Engine
@@ -23,16 +25,22 @@ def complete_text(
     file_path: str,
     root: str | None,
     cancelled: Callable[[], bool] = lambda: False,
+    context: ContextBuilder | None = None,
 ) -> Completion:
-    prefix_tokens, suffix_tokens = fit_budgets(settings, engine.window)
+    prefix_tokens, suffix_tokens, context_tokens = fit_budgets(settings, engine.window)
+    path = display_path(file_path, root)
     parts = window_parts(
         text,
         offset,
-        display_path(file_path, root),
+        path,
         engine.count_tokens,
         prefix_tokens=prefix_tokens,
         suffix_tokens=suffix_tokens,
     )
+    if context is not None and context_tokens > 0:
+        window = (text.count("\n", 0, offset - len(parts.prefix)), text.count("\n", 0, offset + len(parts.suffix)) + 1)
+        snippets = context.snippets(settings.ranker, path, text, offset, window, context_tokens, engine.count_tokens)
+        parts = replace(parts, snippets=snippets)
     line_start = text.rfind("\n", 0, offset) + 1
     line_end = text.find("\n", offset)
     rules = rules_for_cursor(text[line_start:offset], text[offset : len(text) if line_end < 0 else line_end])
@@ -50,15 +58,16 @@ def complete_text(
 TEMPLATE_RESERVE = 64
 
 
-def fit_budgets(settings: Settings, window: int) -> tuple[int, int]:
-    """Prefix and suffix budgets shrunk in proportion, if needed, so that the whole prompt and the
-    completion fit the model's window: an over-long prompt is cut here, never passed through."""
+def fit_budgets(settings: Settings, window: int) -> tuple[int, int, int]:
+    """Prefix, suffix and context budgets shrunk in proportion, if needed, so that the whole
+    prompt and the completion fit the model's window: an over-long prompt is cut here, never
+    passed through."""
     room = window - settings.max_new_tokens - settings.speculative_tokens - TEMPLATE_RESERVE
-    wanted = settings.prefix_tokens + settings.suffix_tokens
-    if wanted <= room:
-        return settings.prefix_tokens, settings.suffix_tokens
-    prefix = max(1, settings.prefix_tokens * room // wanted)
-    return prefix, max(0, room - prefix)
+    wanted = (settings.prefix_tokens, settings.suffix_tokens, settings.context_tokens)
+    if sum(wanted) <= room:
+        return wanted
+    prefix, suffix, context = (max(0, w * room // sum(wanted)) for w in wanted)
+    return max(1, prefix), suffix, context
 
 
 def load_engine(settings: Settings) -> Engine:

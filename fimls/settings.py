@@ -52,6 +52,16 @@ class Settings(BaseModel):
         "auto", description="Activation dtype: `auto` is float16 on CUDA, bfloat16 on CPU."
     )
     max_new_tokens: int = Field(64, ge=1, le=2048, description="Most tokens one completion may have.")
+    context_tokens: int = Field(
+        1024, ge=0, le=16000,
+        description="Token budget for snippets of other files (0 turns cross-file context off).",
+    )
+    ranker: Literal["fused", "imports", "jaccard", "bm25", "none"] = Field(
+        "fused", description="How snippets of other files are chosen; `fused` combines the others."
+    )
+    max_file_bytes: int = Field(
+        1_000_000, ge=1000, le=100_000_000, description="Larger files are not indexed."
+    )
     prefix_tokens: int = Field(
         1536, ge=16, le=16000, description="Token budget for the text before the cursor."
     )

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import sys
+import threading
 import time
 import uuid
 from typing import Any, BinaryIO
@@ -34,6 +35,7 @@ class FimlsServer(LanguageServer):
         self.pending_message: str | None = None
         self.loading: asyncio.Task | None = None
         self.item_ids = itertools.count(1)
+        self.index = None  # the WorkspaceIndex, once initialize names a root
 
     @property
     def settings(self) -> Settings:
@@ -60,6 +62,32 @@ def on_initialize(ls: FimlsServer, params: types.InitializeParams) -> None:
         log.error("%s", error)
         ls.pending_message = f"fimls: {error}; using the defaults"
     ls.service.root = ls.workspace.root_path
+    if ls.service.root:
+        start_workspace_index(ls, ls.service.root)
+
+
+def start_workspace_index(ls: FimlsServer, root: str) -> None:
+    """Index the workspace in the background (completions go on meanwhile), then follow it."""
+    from fimls.context.builder import ContextBuilder
+    from fimls.context.workspace import WorkspaceIndex
+
+    settings = ls.settings
+    index = WorkspaceIndex(root, max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)
+    ls.index = index
+    ls.service.context = ContextBuilder(index)
+
+    def build() -> None:
+        started = time.perf_counter()
+        try:
+            index.scan()
+            ls.service.context.index_all()
+            index.watch()
+        except Exception:
+            log.exception("indexing %s failed", root)
+            return
+        log.info("indexed %d files in %.1fs", len(index.files), time.perf_counter() - started)
+
+    threading.Thread(target=build, name="fimls-index", daemon=True).start()
 
 
 @server.feature(types.INITIALIZED)
@@ -155,16 +183,32 @@ def _is_user_error(error: Exception) -> bool:
     return isinstance(error, (ModelUnavailable, FimUnsupported))
 
 
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def on_did_open(ls: FimlsServer, params: types.DidOpenTextDocumentParams) -> None:
+    _sync_index(ls, params.text_document.uri)
+
+
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def on_did_change(ls: FimlsServer, params: types.DidChangeTextDocumentParams) -> None:
-    # pygls applies the edit itself (its built-in handler runs first); we learn the typing rhythm.
+    # pygls applies the edit itself (its built-in handler runs first); we learn the typing rhythm
+    # and let the open document's text override its disk copy in the index.
     ls.service.rhythm.keystroke(params.text_document.uri, time.monotonic())
+    _sync_index(ls, params.text_document.uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def on_did_close(ls: FimlsServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.service.cache.forget(params.text_document.uri)
     ls.service.rhythm.forget(params.text_document.uri)
+    if ls.index is not None:
+        document = ls.workspace.get_text_document(params.text_document.uri)
+        ls.index.close_document(document.path)
+
+
+def _sync_index(ls: FimlsServer, uri: str) -> None:
+    if ls.index is not None and uri.startswith("file:"):
+        document = ls.workspace.get_text_document(uri)
+        ls.index.open_document(document.path, document.source)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -216,8 +260,11 @@ def on_stats(ls: FimlsServer, params: Any) -> dict:
 def serve(stdio_out: BinaryIO | None, tcp_port: int | None) -> int:
     if tcp_port is not None:
         # Loopback only: the server reads the workspace and must not be reachable from elsewhere.
+        log.info("serving LSP on 127.0.0.1:%d", tcp_port)
         server.start_tcp("127.0.0.1", tcp_port)
     else:
         server.start_io(stdin=sys.stdin.buffer, stdout=stdio_out)
     server.service.worker.shutdown()
+    if server.index is not None:
+        server.index.stop()
     return 0

@@ -42,6 +42,7 @@ class CompletionService:
     worker: ModelWorker = field(default_factory=ModelWorker)
     engine: object = None
     root: str | None = None
+    context: object = None  # a ContextBuilder over the workspace index, once there is a root
     stats: Stats = field(default_factory=Stats)
 
     def __post_init__(self) -> None:
@@ -109,7 +110,9 @@ class CompletionService:
 
         def run(cancelled):
             self.stats.model_calls += 1  # counted in the worker: queued requests that were superseded never get here
-            return complete_text(engine, settings, request.text, request.offset, request.path, self.root, cancelled)
+            return complete_text(
+                engine, settings, request.text, request.offset, request.path, self.root, cancelled, self.context
+            )
 
         in_worker = time.perf_counter()
         try:

@@ -1,0 +1,143 @@
+"""Choose and pack the snippets of other files that go before the current file in the prompt.
+
+Rankers (`imports`, `jaccard`, `bm25`) each propose candidates; `fused` (the default) merges them
+by reciprocal-rank fusion. Candidates that repeat text already in the prefix/suffix window are
+dropped, and the rest are packed within the context budget, counted exactly with the model's
+tokenizer, each headed by its path as a comment, the best one nearest the current file.
+
+The chosen snippets stay the same while the user types on the same line, so the prompt's head and
+the KV cache behind it survive; they are recomputed when the cursor moves to another line, or when
+another file changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from fimls.context.bm25 import BM25Index
+from fimls.context.candidates import Candidate
+from fimls.context.imports import imports_search
+from fimls.context.jaccard import jaccard_search
+from fimls.context.languages import path_comment
+from fimls.context.prompt import Snippet, TokenCounter
+from fimls.context.workspace import IndexedFile, WorkspaceIndex
+
+RANKERS = ("fused", "imports", "jaccard", "bm25", "none")
+RRF_K = 60
+PER_RANKER = 12
+QUERY_LINES = 15
+RECENT_FILES = 20
+
+
+def reciprocal_rank_fusion(lists: list[list[Candidate]]) -> list[Candidate]:
+    """One ranking from several: each candidate scores the sum of 1 / (k + rank) over the lists
+    that hold it; overlapping pieces of the same file count as one, the better placed kept."""
+    fused: list[tuple[float, Candidate]] = []
+    for ranking in lists:
+        for rank, candidate in enumerate(ranking):
+            score = 1.0 / (RRF_K + rank + 1)
+            for i, (total, kept) in enumerate(fused):
+                if kept.overlaps(candidate.path, candidate.start_line, candidate.end_line):
+                    fused[i] = (total + score, kept)
+                    break
+            else:
+                fused.append((score, candidate))
+    fused.sort(key=lambda item: -item[0])
+    return [candidate for _, candidate in fused]
+
+
+def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter) -> tuple[Snippet, ...]:
+    """The best candidates that fit `budget` tokens together, best last (nearest the cursor)."""
+    chosen: list[Snippet] = []
+    used = 0
+    for candidate in candidates:
+        text = candidate.text if candidate.text.endswith("\n") else candidate.text + "\n"
+        snippet = Snippet(candidate.path, path_comment(candidate.path) + text)
+        cost = count_tokens(snippet.text)
+        if used + cost <= budget:
+            chosen.append(snippet)
+            used += cost
+    return tuple(reversed(chosen))
+
+
+@dataclass
+class _Sticky:
+    key: tuple
+    snippets: tuple[Snippet, ...]
+
+
+class ContextBuilder:
+    def __init__(self, index: WorkspaceIndex):
+        self.index = index
+        self.bm25 = BM25Index()
+        self._pending: set[str] = set()
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._sticky: _Sticky | None = None
+        self._current: str | None = None
+        self._others_changed = False
+        index.subscribe(self._on_change)
+
+    def _on_change(self, path: str, entry: IndexedFile | None) -> None:
+        with self._lock:
+            self._pending.add(path)
+            self._recent[path] = None
+            self._recent.move_to_end(path)
+            while len(self._recent) > RECENT_FILES:
+                self._recent.popitem(last=False)
+            if path != self._current:
+                self._others_changed = True
+
+    def index_all(self) -> None:
+        for path, entry in list(self.index.files.items()):
+            self.bm25.update(path, entry.text)
+        with self._lock:
+            self._pending.clear()
+
+    def _catch_up(self, current: str) -> None:
+        """Re-index changed files, except the one being typed in (that would cost every keystroke)."""
+        with self._lock:
+            paths = [p for p in self._pending if p != current]
+            self._pending.difference_update(paths)
+        for path in paths:
+            entry = self.index.files.get(path)
+            self.bm25.update(path, entry.text if entry else None)
+
+    def candidates(self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int]) -> list[Candidate]:
+        self._catch_up(current)
+
+        def in_window(path: str, start: int, end: int) -> bool:
+            return path == current and start < window[1] and window[0] < end
+
+        before_lines = text[:offset].splitlines()[-QUERY_LINES:]
+        query = "\n".join(before_lines)
+        files = {p: f.text for p, f in self.index.files.items()}
+        files[current] = text
+        rankings = []
+        if ranker in ("imports", "fused"):
+            rankings.append(imports_search(current, text, offset, files, PER_RANKER, in_window))
+        if ranker in ("jaccard", "fused"):
+            neighbours = {p: files[p] for p in list(self.index.open_documents) + list(self._recent) if p in files}
+            rankings.append(jaccard_search(query, neighbours, PER_RANKER, in_window))
+        if ranker in ("bm25", "fused"):
+            rankings.append(self.bm25.search(query, PER_RANKER, in_window))
+        return reciprocal_rank_fusion(rankings) if len(rankings) > 1 else (rankings[0] if rankings else [])
+
+    def snippets(
+        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], budget: int, count_tokens: TokenCounter
+    ) -> tuple[Snippet, ...]:
+        if ranker == "none" or budget <= 0:
+            return ()
+        line = text.count("\n", 0, offset)
+        key = (ranker, current, line, budget)
+        with self._lock:
+            fresh = self._current == current and not self._others_changed
+            self._current = current
+            self._others_changed = False
+        if fresh and self._sticky is not None and self._sticky.key == key:
+            return self._sticky.snippets
+        chosen = pack(self.candidates(ranker, current, text, offset, window), budget, count_tokens)
+        self._sticky = _Sticky(key, chosen)
+        return chosen

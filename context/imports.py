@@ -1,0 +1,138 @@
+"""The `imports` ranker: resolve the current file's imports to workspace files and take the
+definitions of the names used near the cursor (the whole definition when short, an outline of a
+long class). Parsed with tree-sitter's official grammars. Python today; the other languages'
+resolvers are still to come (they fall back to the other rankers)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from fimls.context.candidates import Candidate, identifiers
+
+MAX_DEFINITION_LINES = 60
+
+
+@functools.lru_cache(maxsize=1)
+def _python_parser():
+    import tree_sitter_python
+    from tree_sitter import Language, Parser
+
+    return Parser(Language(tree_sitter_python.language()))
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # dotted, without the leading dots of a relative import
+    level: int  # 0 absolute, 1 for ".", 2 for "..", ...
+    names: tuple[str, ...]  # names imported from the module (empty for `import m`)
+    alias: str | None  # what `import m as alias` binds
+
+
+def python_imports(source: str) -> list[Import]:
+    tree = _python_parser().parse(source.encode("utf-8", "surrogatepass"))
+    found: list[Import] = []
+    for node in tree.root_node.children:
+        if node.type == "import_statement":
+            for child in node.named_children:
+                if child.type == "dotted_name":
+                    found.append(Import(child.text.decode(), 0, (), None))
+                elif child.type == "aliased_import":
+                    name, alias = child.child_by_field_name("name"), child.child_by_field_name("alias")
+                    found.append(Import(name.text.decode(), 0, (), alias.text.decode() if alias else None))
+        elif node.type == "import_from_statement":
+            module_node = node.child_by_field_name("module_name")
+            text = module_node.text.decode() if module_node else ""
+            level = len(text) - len(text.lstrip("."))
+            names = []
+            for child in node.children_by_field_name("name"):
+                target = child.child_by_field_name("name") if child.type == "aliased_import" else child
+                names.append(target.text.decode())
+            found.append(Import(text.lstrip("."), level, tuple(names), None))
+    return found
+
+
+def python_definitions(source: str) -> dict[str, tuple[int, int, str]]:
+    """Top-level functions and classes: name -> (start line, end line, snippet text)."""
+    tree = _python_parser().parse(source.encode("utf-8", "surrogatepass"))
+    lines = source.splitlines(keepends=True)
+    out = {}
+    for node in tree.root_node.children:
+        definition = node.child_by_field_name("definition") if node.type == "decorated_definition" else node
+        if definition is None or definition.type not in ("function_definition", "class_definition"):
+            continue
+        name = definition.child_by_field_name("name").text.decode()
+        start, end = node.start_point[0], node.end_point[0] + 1
+        body = lines[start:end]
+        if len(body) > MAX_DEFINITION_LINES:
+            body = _outline(definition, lines, start) if definition.type == "class_definition" else body[:MAX_DEFINITION_LINES]
+        out[name] = (start, end, "".join(body))
+    return out
+
+
+def _outline(class_node, lines: list[str], start: int) -> list[str]:
+    """A long class as its header, its first body lines and its method signatures."""
+    header_end = class_node.child_by_field_name("body").start_point[0]
+    outline = lines[start : header_end + 1][:8]
+    for child in class_node.child_by_field_name("body").named_children:
+        method = child.child_by_field_name("definition") if child.type == "decorated_definition" else child
+        if method is not None and method.type == "function_definition":
+            body = method.child_by_field_name("body")
+            outline += lines[child.start_point[0] : body.start_point[0]] or [lines[child.start_point[0]]]
+            outline.append(" " * (method.start_point[1] + 4) + "...\n")
+    return outline
+
+
+def resolve_python_module(module: str, level: int, current: str, files) -> list[str]:
+    """Workspace paths a Python import may refer to, best first."""
+    parts = [p for p in module.split(".") if p]
+    if level:
+        base = current.split("/")[:-1]
+        base = base[: len(base) - (level - 1)] if level > 1 else base
+        stem = "/".join(base + parts)
+        options = [f"{stem}.py", f"{stem}/__init__.py"] if parts else [f"{'/'.join(base)}/__init__.py"]
+        return [o.lstrip("/") for o in options if o.lstrip("/") in files]
+    if not parts:
+        return []
+    tail = "/".join(parts)
+    matches = [p for p in files if p == f"{tail}.py" or p.endswith(f"/{tail}.py") or p == f"{tail}/__init__.py" or p.endswith(f"/{tail}/__init__.py")]
+    return sorted(matches, key=len)
+
+
+def imports_search(current: str, text: str, offset: int, files: dict[str, str], limit: int, exclude=lambda path, start, end: False) -> list[Candidate]:
+    if not current.endswith((".py", ".pyi")):
+        return []
+    try:
+        imports = python_imports(text)
+    except Exception:  # a half-typed file must never break completion
+        return []
+    before = text[:offset]
+    nearby_lines = before.splitlines()[-40:]
+    # Names used near the cursor, the nearest last.
+    order = {name: i for i, name in enumerate(identifiers("\n".join(nearby_lines)))}
+    wanted: list[tuple[str, str]] = []  # (path, name)
+    for imported in imports:
+        for path in resolve_python_module(imported.module, imported.level, current, files)[:1]:
+            names = imported.names or tuple(order)  # `import m`: whatever is used after `m.`
+            wanted += [(path, name) for name in names]
+        for name in imported.names:  # `from pkg import module`: the module itself
+            sub = f"{imported.module}.{name}" if imported.module else name
+            for path in resolve_python_module(sub, imported.level, current, files)[:1]:
+                wanted += [(path, n) for n in order]
+    candidates: dict[tuple[str, str], Candidate] = {}
+    definitions_cache: dict[str, dict] = {}
+    for path, name in wanted:
+        if path == current or (path, name) in candidates:
+            continue
+        if path not in definitions_cache:
+            try:
+                definitions_cache[path] = python_definitions(files[path])
+            except Exception:
+                definitions_cache[path] = {}
+        found = definitions_cache[path].get(name)
+        if found is None or exclude(path, found[0], found[1]):
+            continue
+        used_at = order.get(name, -1)
+        score = 1.0 + used_at / (len(order) + 1) if used_at >= 0 else 0.5
+        candidates[(path, name)] = Candidate(path, found[0], found[1], found[2], "imports", score)
+    return sorted(candidates.values(), key=lambda c: -c.score)[:limit]

@@ -1,0 +1,153 @@
+"""The workspace index follows real file events; ignored, secret and outside files never reach a
+prompt; snippets are packed within exact budgets in the documented format."""
+
+import os
+import time
+
+import pytest
+
+from fimls.context.builder import ContextBuilder, pack, reciprocal_rank_fusion
+from fimls.context.candidates import Candidate
+from fimls.context.languages import path_comment
+from fimls.context.workspace import WorkspaceIndex
+from fimls.settings import SECRET_GLOBS
+
+
+def _index(root):
+    return WorkspaceIndex(str(root), max_file_bytes=200_000, exclude_globs=SECRET_GLOBS)
+
+
+def _wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def repo(tmp_path):
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "pkg" / "geometry.py").write_text(
+        "import math\n\n\ndef circle_area(radius):\n    return math.pi * radius * radius\n\n\n"
+        "class Rectangle:\n    def __init__(self, width, height):\n        self.width = width\n        self.height = height\n"
+    )
+    (root / "main.py").write_text("from pkg.geometry import circle_area, Rectangle\n\n\nprint(circle_area(2))\n")
+    (root / ".gitignore").write_text("generated/\n*.log\n")
+    (root / "generated").mkdir()
+    (root / "generated" / "leak.py").write_text("IGNORED_MARKER_circle_area = 1\n")
+    (root / "debug.log").write_text("circle_area\n")
+    (root / ".env").write_text("SECRET_TOKEN_circle_area = 'hunter2'\n")
+    (root / "node_modules" / "lib").mkdir(parents=True)
+    (root / "node_modules" / "lib" / "index.js").write_text("function circle_area() {}\n")
+    (root / "blob.py").write_bytes(b"circle_area\0\x01\x02")
+    outside = tmp_path / "outside.py"
+    outside.write_text("OUTSIDE_MARKER_circle_area = 1\n")
+    os.symlink(outside, root / "linked.py")
+    return root
+
+
+def test_scan_takes_source_and_skips_ignored_secret_binary_vendored_and_outside_files(repo):
+    index = _index(repo)
+    index.scan()
+    assert sorted(index.files) == ["main.py", "pkg/__init__.py", "pkg/geometry.py"]
+    assert index.files["pkg/geometry.py"].language == "python"
+
+
+def test_index_follows_real_file_events(repo):
+    index = _index(repo)
+    index.scan()
+    index.watch()
+    try:
+        (repo / "pkg" / "shapes.py").write_text("def square(x):\n    return x * x\n")
+        assert _wait_for(lambda: "pkg/shapes.py" in index.files)
+        (repo / "pkg" / "shapes.py").write_text("def cube(x):\n    return x * x * x\n")
+        assert _wait_for(lambda: "cube" in index.files["pkg/shapes.py"].text)
+        os.rename(repo / "pkg" / "shapes.py", repo / "pkg" / "solids.py")
+        assert _wait_for(lambda: "pkg/solids.py" in index.files and "pkg/shapes.py" not in index.files)
+        os.remove(repo / "pkg" / "solids.py")
+        assert _wait_for(lambda: "pkg/solids.py" not in index.files)
+        (repo / "generated" / "new.py").write_text("x = 1\n")  # ignored: never indexed
+        (repo / "late.py").write_text("y = 2\n")
+        assert _wait_for(lambda: "late.py" in index.files)
+        assert "generated/new.py" not in index.files
+    finally:
+        index.stop()
+
+
+def test_open_documents_override_their_disk_copy(repo):
+    index = _index(repo)
+    index.scan()
+    index.open_document(str(repo / "main.py"), "EDITED = True\n")
+    assert index.files["main.py"].text == "EDITED = True\n"
+    index.refresh(repo / "main.py")  # a disk event while open: the editor's copy wins
+    assert index.files["main.py"].text == "EDITED = True\n"
+    index.close_document(str(repo / "main.py"))
+    assert index.files["main.py"].text.startswith("from pkg.geometry")
+
+
+def test_ignored_secret_and_outside_files_never_reach_the_snippets(repo, engine):
+    index = _index(repo)
+    index.scan()
+    builder = ContextBuilder(index)
+    builder.index_all()
+    text = "from pkg.geometry import circle_area\n\nIGNORED_MARKER_circle_area SECRET_TOKEN_circle_area OUTSIDE_MARKER_circle_area\ncircle_area("
+    for ranker in ("fused", "bm25", "jaccard", "imports"):
+        snippets = builder.snippets(ranker, "app.py", text, len(text), (0, 4), 2000, engine.count_tokens)
+        joined = "".join(s.text for s in snippets)
+        for marker in ("IGNORED_MARKER", "SECRET_TOKEN", "OUTSIDE_MARKER", "hunter2", "function circle_area"):
+            assert marker not in joined, (ranker, marker)
+
+
+def test_imports_ranker_finds_the_definition_used_at_the_cursor(repo, engine):
+    index = _index(repo)
+    index.scan()
+    builder = ContextBuilder(index)
+    builder.index_all()
+    text = (repo / "main.py").read_text() + "shape = Rectangle("
+    snippets = builder.snippets("imports", "main.py", text, len(text), (0, 6), 500, engine.count_tokens)
+    assert snippets and snippets[-1].path == "pkg/geometry.py"
+    assert snippets[-1].text.startswith("#pkg/geometry.py\nclass Rectangle:")  # the name used last is best
+
+
+@pytest.mark.parametrize("budget", [0, 20, 60, 200, 1000])
+def test_packing_never_exceeds_the_budget_and_puts_the_best_last(engine, budget):
+    candidates = [
+        Candidate(f"src/m{i}.py", 0, 3, f"def f{i}(x):\n    return x + {i}\n" * (i + 1), "bm25", 1.0 / (i + 1))
+        for i in range(8)
+    ]
+    snippets = pack(candidates, budget, engine.count_tokens)
+    assert sum(engine.count_tokens(s.text) for s in snippets) <= budget
+    for snippet in snippets:
+        assert snippet.text.startswith(path_comment(snippet.path)) and snippet.text.endswith("\n")
+    if snippets:
+        assert snippets[-1].path == min((s.path for s in snippets), key=lambda p: int(p[5:-3]))
+
+
+def test_fusion_rewards_agreement_and_merges_overlaps():
+    a = Candidate("x.py", 0, 15, "a", "bm25", 3.0)
+    b = Candidate("y.py", 0, 15, "b", "bm25", 2.0)
+    a_window = Candidate("x.py", 10, 70, "a2", "jaccard", 0.5)
+    c = Candidate("z.py", 0, 60, "c", "jaccard", 0.9)
+    fused = reciprocal_rank_fusion([[a, b], [c, a_window]])
+    assert fused[0] is a  # in both lists
+    assert [f.path for f in fused] == ["x.py", "z.py", "y.py"]
+
+
+def test_snippets_stay_while_typing_on_a_line_and_change_with_the_line(repo, engine):
+    index = _index(repo)
+    index.scan()
+    builder = ContextBuilder(index)
+    builder.index_all()
+    text = "from pkg.geometry import circle_area, Rectangle\n\nx = circle_area(1)\ny = Rect"
+    first = builder.snippets("fused", "app.py", text, len(text), (0, 4), 400, engine.count_tokens)
+    typed = text + "angle("
+    assert builder.snippets("fused", "app.py", typed, len(typed), (0, 4), 400, engine.count_tokens) is first
+    moved = typed + ")\nz = "
+    index.open_document(str(repo / "pkg" / "geometry.py"), "def circle_area(r):\n    return 3 * r * r\n")
+    recomputed = builder.snippets("fused", "app.py", moved, len(moved), (0, 5), 400, engine.count_tokens)
+    assert recomputed is not first
+    assert "return 3 * r * r" in "".join(s.text for s in recomputed)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from fimls.context.bm25 import BM25Index
 from fimls.context.candidates import Candidate
-from fimls.context.imports import imports_search
+from fimls.context.imports import imports_search, module_stem
 from fimls.context.jaccard import jaccard_search
 from fimls.context.languages import path_comment
 from fimls.context.prompt import Snippet, TokenCounter
@@ -48,11 +48,16 @@ def reciprocal_rank_fusion(lists: list[list[Candidate]]) -> list[Candidate]:
     return [candidate for _, candidate in fused]
 
 
+SMALLEST_USEFUL_SNIPPET = 24  # tokens; with less room left, packing stops counting
+
+
 def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter) -> tuple[Snippet, ...]:
     """The best candidates that fit `budget` tokens together, best last (nearest the cursor)."""
     chosen: list[Snippet] = []
     used = 0
     for candidate in candidates:
+        if budget - used < SMALLEST_USEFUL_SNIPPET:
+            break
         text = candidate.text if candidate.text.endswith("\n") else candidate.text + "\n"
         snippet = Snippet(candidate.path, path_comment(candidate.path) + text)
         cost = count_tokens(snippet.text)
@@ -78,9 +83,11 @@ class ContextBuilder:
         self._sticky: _Sticky | None = None
         self._current: str | None = None
         self._others_changed = False
+        self._modules: dict[str, set[str]] = {}  # module stem -> paths, for resolving imports
         index.subscribe(self._on_change)
 
     def _on_change(self, path: str, entry: IndexedFile | None) -> None:
+        self._track_module(path, entry is not None)
         with self._lock:
             self._pending.add(path)
             self._recent[path] = None
@@ -90,8 +97,16 @@ class ContextBuilder:
             if path != self._current:
                 self._others_changed = True
 
+    def _track_module(self, path: str, present: bool) -> None:
+        stem = module_stem(path)
+        if stem is None:
+            return
+        paths = self._modules.setdefault(stem, set())
+        (paths.add if present else paths.discard)(path)
+
     def index_all(self) -> None:
         for path, entry in list(self.index.files.items()):
+            self._track_module(path, True)
             self.bm25.update(path, entry.text)
         with self._lock:
             self._pending.clear()
@@ -113,13 +128,22 @@ class ContextBuilder:
 
         before_lines = text[:offset].splitlines()[-QUERY_LINES:]
         query = "\n".join(before_lines)
-        files = {p: f.text for p, f in self.index.files.items()}
-        files[current] = text
+
+        def text_of(path: str) -> str | None:
+            if path == current:
+                return text
+            entry = self.index.files.get(path)
+            return entry.text if entry else None
+
         rankings = []
         if ranker in ("imports", "fused"):
-            rankings.append(imports_search(current, text, offset, files, PER_RANKER, in_window))
+            paths_named = lambda stem: self._modules.get(stem, ())  # noqa: E731
+            rankings.append(imports_search(current, text, offset, text_of, paths_named, PER_RANKER, in_window))
         if ranker in ("jaccard", "fused"):
-            neighbours = {p: files[p] for p in list(self.index.open_documents) + list(self._recent) if p in files}
+            neighbours = {}
+            for path in list(self.index.open_documents) + list(self._recent) + [current]:
+                if (source := text_of(path)) is not None:
+                    neighbours[path] = source
             rankings.append(jaccard_search(query, neighbours, PER_RANKER, in_window))
         if ranker in ("bm25", "fused"):
             rankings.append(self.bm25.search(query, PER_RANKER, in_window))

@@ -52,6 +52,25 @@ def python_imports(source: str) -> list[Import]:
     return found
 
 
+_definitions_cache: dict[str, tuple[str, dict]] = {}
+DEFINITIONS_CACHED = 256
+
+
+def cached_definitions(path: str, source: str) -> dict[str, tuple[int, int, str]]:
+    """`python_definitions` of a file, parsed again only when its text is a new string."""
+    hit = _definitions_cache.get(path)
+    if hit is not None and hit[0] is source:
+        return hit[1]
+    try:
+        definitions = python_definitions(source)
+    except Exception:  # a half-written module must never break completion
+        definitions = {}
+    if len(_definitions_cache) >= DEFINITIONS_CACHED:
+        _definitions_cache.pop(next(iter(_definitions_cache)))
+    _definitions_cache[path] = (source, definitions)
+    return definitions
+
+
 def python_definitions(source: str) -> dict[str, tuple[int, int, str]]:
     """Top-level functions and classes: name -> (start line, end line, snippet text)."""
     tree = _python_parser().parse(source.encode("utf-8", "surrogatepass"))
@@ -83,23 +102,38 @@ def _outline(class_node, lines: list[str], start: int) -> list[str]:
     return outline
 
 
-def resolve_python_module(module: str, level: int, current: str, files) -> list[str]:
-    """Workspace paths a Python import may refer to, best first."""
+def module_stem(path: str) -> str | None:
+    """The module name a Python file answers to: `c` for `a/b/c.py` and for `a/b/c/__init__.py`."""
+    if path.endswith("/__init__.py") or path == "__init__.py":
+        return path.rsplit("/", 2)[-2] if "/" in path else None
+    if path.endswith((".py", ".pyi")):
+        return path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return None
+
+
+def resolve_python_module(module: str, level: int, current: str, paths_named) -> list[str]:
+    """Workspace paths a Python import may refer to, best first. `paths_named(stem)` gives the
+    indexed paths of modules called `stem` (see `module_stem`)."""
     parts = [p for p in module.split(".") if p]
     if level:
         base = current.split("/")[:-1]
         base = base[: len(base) - (level - 1)] if level > 1 else base
-        stem = "/".join(base + parts)
-        options = [f"{stem}.py", f"{stem}/__init__.py"] if parts else [f"{'/'.join(base)}/__init__.py"]
-        return [o.lstrip("/") for o in options if o.lstrip("/") in files]
+        stem = "/".join(base + parts).lstrip("/")
+        options = [f"{stem}.py", f"{stem}/__init__.py"] if parts else [f"{'/'.join(base)}/__init__.py".lstrip("/")]
+        known = set(paths_named(parts[-1] if parts else (base[-1] if base else "")))
+        return [o for o in options if o in known]
     if not parts:
         return []
     tail = "/".join(parts)
-    matches = [p for p in files if p == f"{tail}.py" or p.endswith(f"/{tail}.py") or p == f"{tail}/__init__.py" or p.endswith(f"/{tail}/__init__.py")]
+    endings = (f"{tail}.py", f"{tail}.pyi", f"{tail}/__init__.py")
+    matches = [p for p in paths_named(parts[-1]) if p in endings or p.endswith(tuple("/" + e for e in endings))]
     return sorted(matches, key=len)
 
 
-def imports_search(current: str, text: str, offset: int, files: dict[str, str], limit: int, exclude=lambda path, start, end: False) -> list[Candidate]:
+def imports_search(
+    current: str, text: str, offset: int, text_of, paths_named, limit: int, exclude=lambda path, start, end: False
+) -> list[Candidate]:
+    """`text_of(path)` gives an indexed file's text (or None); `paths_named` as for resolving."""
     if not current.endswith((".py", ".pyi")):
         return []
     try:
@@ -112,12 +146,12 @@ def imports_search(current: str, text: str, offset: int, files: dict[str, str], 
     order = {name: i for i, name in enumerate(identifiers("\n".join(nearby_lines)))}
     wanted: list[tuple[str, str]] = []  # (path, name)
     for imported in imports:
-        for path in resolve_python_module(imported.module, imported.level, current, files)[:1]:
+        for path in resolve_python_module(imported.module, imported.level, current, paths_named)[:1]:
             names = imported.names or tuple(order)  # `import m`: whatever is used after `m.`
             wanted += [(path, name) for name in names]
         for name in imported.names:  # `from pkg import module`: the module itself
             sub = f"{imported.module}.{name}" if imported.module else name
-            for path in resolve_python_module(sub, imported.level, current, files)[:1]:
+            for path in resolve_python_module(sub, imported.level, current, paths_named)[:1]:
                 wanted += [(path, n) for n in order]
     candidates: dict[tuple[str, str], Candidate] = {}
     definitions_cache: dict[str, dict] = {}
@@ -125,10 +159,8 @@ def imports_search(current: str, text: str, offset: int, files: dict[str, str], 
         if path == current or (path, name) in candidates:
             continue
         if path not in definitions_cache:
-            try:
-                definitions_cache[path] = python_definitions(files[path])
-            except Exception:
-                definitions_cache[path] = {}
+            source = text_of(path)
+            definitions_cache[path] = cached_definitions(path, source) if source is not None else {}
         found = definitions_cache[path].get(name)
         if found is None or exclude(path, found[0], found[1]):
             continue

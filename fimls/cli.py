@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     lsp_bench.add_argument("--keystrokes", type=int, default=150)
     lsp_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
+    context_bench = benches.add_parser("context", help="index a workspace; time building the context per request")
+    context_bench.add_argument("--repo", required=True, help="workspace directory")
+    context_bench.add_argument("--samples", type=int, default=200)
+    context_bench.add_argument("--ranker", default="fused", choices=["fused", "imports", "jaccard", "bm25"])
+    context_bench.add_argument("--budget", type=int, default=1024, help="context token budget")
+    context_bench.add_argument("--json", action="store_true", help="print only the JSON object")
+
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
     return parser
@@ -89,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "complete":
         return _complete(args)
     if args.command == "bench":
-        from fimls.bench import engine_bench, gpu_bench, lsp_bench
+        from fimls.bench import context_bench, engine_bench, gpu_bench, lsp_bench
 
-        return {"engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench}[args.bench].main(args)
+        benches = {"engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench, "context": context_bench}
+        return benches[args.bench].main(args)
     if args.command == "make-test-model":
         from fimls.stdio import print_out
         from fimls.testmodel import ensure_test_model

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fimls.bench.engine_bench import percentile
+from fimls.lsp.stats import percentile
 
 
 def run(repo: Path, samples: int, ranker: str, budget: int, seed: int = 0) -> dict[str, Any]:

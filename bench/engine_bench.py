@@ -9,12 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fimls.lsp.stats import percentile
+
 DEFAULT_FILE = Path(__file__).parent / "data" / "replay_sample.py"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 def keystroke_states(text: str, keystrokes: int, start_fraction: float = 0.6) -> list[tuple[str, int]]:

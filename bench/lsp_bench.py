@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fimls.bench.engine_bench import DEFAULT_FILE, keystroke_states, percentile
+from fimls.bench.engine_bench import DEFAULT_FILE, keystroke_states
+from fimls.lsp.stats import percentile
 
 WPM = 60
 KEYSTROKE_S = 60 / (WPM * 5)  # five characters a word

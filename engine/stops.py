@@ -57,11 +57,15 @@ class StopRules:
         return None
 
 
+def code_follows(line_after: str) -> bool:
+    """Whether code follows the cursor on its line; closing brackets, quotes and separators that
+    an editor auto-inserts do not count."""
+    return bool(line_after.strip().strip(")]}>\"'`;:,"))
+
+
 def rules_for_cursor(line_before: str, line_after: str, stop_strings: tuple[str, ...] = ()) -> StopRules:
-    """Single-line when code follows the cursor on its line (closing brackets and quotes aside),
-    multi-line otherwise."""
-    rest = line_after.strip()
-    if rest and rest.strip(")]}>\"'`;:,") != "":
+    """Single-line when code follows the cursor on its line, multi-line otherwise."""
+    if code_follows(line_after):
         return StopRules(single_line=True, stop_strings=stop_strings)
     in_leading_space = not line_before.strip()
     return StopRules(

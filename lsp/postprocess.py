@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from fimls.engine.stops import code_follows
+
 _CLOSERS = {")": "(", "]": "[", "}": "{"}
 _OPENERS = {v: k for k, v in _CLOSERS.items()}
 
@@ -67,10 +69,7 @@ def is_degenerate(text: str) -> bool:
 
 def to_single_line(text: str, after: str) -> str:
     """Mid-line (code after the cursor, closing punctuation aside) a completion is one line."""
-    rest = _line_after(after).strip()
-    if rest and rest.strip(")]}>\"'`;:,"):
-        return text.split("\n", 1)[0]
-    return text
+    return text.split("\n", 1)[0] if code_follows(_line_after(after)) else text
 
 
 def match_indentation(text: str, before: str, after: str) -> str:

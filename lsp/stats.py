@@ -7,11 +7,17 @@ from collections import deque
 from dataclasses import dataclass, field
 
 
-def _percentile(values, q: float) -> float | None:
+def percentile(values, q: float) -> float | None:
+    """Nearest-rank percentile (None for no values); benchmarks use it too."""
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))], 3)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def _percentile(values, q: float) -> float | None:
+    value = percentile(values, q)
+    return None if value is None else round(value, 3)
 
 
 @dataclass

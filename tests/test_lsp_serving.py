@@ -52,6 +52,15 @@ def _automatic(client, uri, line, character, msg_id=None):
     )
 
 
+def _open_greeting(client, workspace):
+    """Open SOURCE; the cursor after the emoji on its line 4, in code points and UTF-16 units."""
+    uri = (workspace / "app" / "greet.py").as_uri()
+    _open(client, uri, SOURCE)
+    line_text = SOURCE.splitlines()[4]
+    cursor_chars = line_text.index("wörld") + len("wörld 🎉 ")
+    return uri, line_text, cursor_chars, len(line_text[:cursor_chars].encode("utf-16-le")) // 2
+
+
 def _type(client, uri, version, line, character, text):
     at = types.Position(line=line, character=character)
     client.text_document_did_change(
@@ -94,12 +103,7 @@ async def test_cancel_request_costs_no_model_time(client, workspace):
 
 
 async def test_typing_the_suggestion_is_answered_from_cache(client, workspace):
-    path = workspace / "app" / "greet.py"
-    uri = path.as_uri()
-    _open(client, uri, SOURCE)
-    line_text = SOURCE.splitlines()[4]
-    cursor_chars = line_text.index("wörld") + len("wörld 🎉 ")
-    cursor_utf16 = len(line_text[:cursor_chars].encode("utf-16-le")) // 2
+    uri, line_text, cursor_chars, cursor_utf16 = _open_greeting(client, workspace)
     first = await _inline(client, uri, 4, cursor_utf16)
     assert first, "the test model gave no completion here; the cache cannot be exercised"
     suggestion = first[0].insert_text[cursor_chars:]
@@ -146,12 +150,7 @@ async def test_settings_changes_apply_invalid_ones_are_refused_and_a_model_chang
 
 
 async def test_acceptance_telemetry_is_counted_locally(client, workspace):
-    path = workspace / "app" / "greet.py"
-    uri = path.as_uri()
-    _open(client, uri, SOURCE)
-    line_text = SOURCE.splitlines()[4]
-    cursor_chars = line_text.index("wörld") + len("wörld 🎉 ")
-    cursor_utf16 = len(line_text[:cursor_chars].encode("utf-16-le")) // 2
+    uri, line_text, cursor_chars, cursor_utf16 = _open_greeting(client, workspace)
     items = await _inline(client, uri, 4, cursor_utf16)
     assert items and items[0].command.command == "fimls.accepted"
     item = client.protocol._converter.unstructure(items[0])

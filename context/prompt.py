@@ -10,10 +10,13 @@ TokenCounter = Callable[[str], int]
 
 @dataclass(frozen=True)
 class Snippet:
-    """Text from another file, already headed by its path comment."""
+    """Text from another file, already headed by its path comment; the lines it came from (0-based,
+    end exclusive) let an evaluation tell what was retrieved."""
 
     path: str
     text: str
+    start_line: int = 0
+    end_line: int = 0
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
     context_bench.add_argument("--budget", type=int, default=1024, help="context token budget")
     context_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
+    evaluation = commands.add_parser("eval-context", help="model-free retrieval benchmark on any repository")
+    eval_commands = evaluation.add_subparsers(dest="eval_command", required=True)
+    make_cases = eval_commands.add_parser("make-cases", help="cases: uses of names imported from the same repository")
+    make_cases.add_argument("--repo", required=True)
+    make_cases.add_argument("--out", required=True)
+    make_cases.add_argument("--max", type=int, default=300)
+    make_cases.add_argument("--seed", type=int, default=0)
+    eval_run = eval_commands.add_parser("run", help="recall, mrr, noise and build time per ranker and budget")
+    eval_run.add_argument("--repo", required=True)
+    eval_run.add_argument("--cases", required=True)
+    eval_run.add_argument("--budget", default="512,1024,2048")
+    eval_run.add_argument("--ranker", default="none,jaccard,bm25,imports,fused")
+    eval_run.add_argument("--json", action="store_true", help="print only the JSON object")
+
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
     return parser
@@ -100,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
         benches = {"engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench, "context": context_bench}
         return benches[args.bench].main(args)
+    if args.command == "eval-context":
+        from fimls.bench.eval_context import main as eval_context
+
+        return eval_context(args)
     if args.command == "make-test-model":
         from fimls.stdio import print_out
         from fimls.testmodel import ensure_test_model

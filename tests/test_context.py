@@ -151,3 +151,21 @@ def test_snippets_stay_while_typing_on_a_line_and_change_with_the_line(repo, eng
     recomputed = builder.snippets("fused", "app.py", moved, len(moved), (0, 5), 400, engine.count_tokens)
     assert recomputed is not first
     assert "return 3 * r * r" in "".join(s.text for s in recomputed)
+
+
+def test_eval_harness_finds_the_gold_definition_in_a_fixture_repository(repo):
+    from fimls.bench.eval_context import make_cases, run
+
+    cases = make_cases(repo, max_cases=10)
+    assert {(c["file"], c["name"], c["gold_path"]) for c in cases} == {
+        ("main.py", "circle_area", "pkg/geometry.py"),
+    }  # Rectangle is imported but never used: no case
+    case = cases[0]
+    assert case["gold_start"] == 3  # `def circle_area` on line 4
+    text = (repo / "main.py").read_text()
+    assert text[: case["offset"]].endswith("circle_area(")
+    report = run(repo, cases, budgets=[256], rankers=["none", "imports", "fused"])
+    by_ranker = {r["ranker"]: r for r in report["results"]}
+    assert by_ranker["none"]["recall"] == 0.0
+    assert by_ranker["imports"]["recall"] == 1.0 and by_ranker["imports"]["mrr"] == 1.0
+    assert by_ranker["fused"]["recall"] == 1.0

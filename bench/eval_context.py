@@ -1,0 +1,152 @@
+"""`fimls eval-context`: a model-free retrieval benchmark anyone can rerun on any repository.
+
+`make-cases` finds, in every Python file, uses of names imported from another file of the same
+repository; the gold answer is that name's definition (file and line span). The cursor is placed
+right after the name (and its `(` or `.`), where a model needs the definition to go on.
+`run` builds the context for every case with each ranker and budget and reports `recall` (share
+of cases whose gold definition line is inside the packed context), `mrr` (of the gold among the
+ranker's candidates), `noise` (share of packed tokens from files other than the gold file) and
+`build_p95_ms`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from fimls.lsp.stats import percentile
+
+OTHER_OPEN_FILES = 2
+
+
+def _index(repo: Path):
+    from fimls.context.builder import ContextBuilder
+    from fimls.context.workspace import WorkspaceIndex
+    from fimls.settings import Settings
+
+    settings = Settings()
+    index = WorkspaceIndex(str(repo), max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)
+    index.scan()
+    builder = ContextBuilder(index)
+    builder.index_all()
+    return index, builder
+
+
+def make_cases(repo: Path, max_cases: int, seed: int = 0) -> list[dict[str, Any]]:
+    from fimls.context.imports import cached_definitions, python_imports, resolve_python_module
+
+    index, builder = _index(repo)
+    paths = sorted(p for p in index.files if p.endswith(".py"))
+    paths_named = lambda stem: builder._modules.get(stem, ())  # noqa: E731
+    rng = random.Random(seed)
+    cases = []
+    for path in paths:
+        text = index.files[path].text
+        try:
+            imports = python_imports(text)
+        except Exception:
+            continue
+        own = cached_definitions(path, text)
+        neighbours = set()
+        for imported in imports:
+            targets = resolve_python_module(imported.module, imported.level, path, paths_named)[:1]
+            neighbours.update(targets)
+            for target in targets:
+                definitions = cached_definitions(target, index.files[target].text)
+                for name in imported.names:
+                    if name in own or name not in definitions:
+                        continue  # defined here too, or not a function/class of that file
+                    start, end, _ = definitions[name]
+                    uses = [m for m in re.finditer(rf"\b{re.escape(name)}\b[(.]?", text) if not _in_import(text, m.start())]
+                    if not uses:
+                        continue
+                    use = rng.choice(uses)
+                    cases.append({"file": path, "offset": use.end(), "name": name, "gold_path": target,
+                                  "gold_start": start, "gold_end": end})
+        others = [p for p in paths if p != path and p not in neighbours]
+        extra = rng.sample(others, min(OTHER_OPEN_FILES, len(others)))
+        for case in cases:
+            if case["file"] == path and "open_files" not in case:
+                case["open_files"] = sorted(neighbours) + extra
+    rng.shuffle(cases)
+    return sorted(cases[:max_cases], key=lambda c: (c["file"], c["offset"]))
+
+
+def _in_import(text: str, offset: int) -> bool:
+    line = text[text.rfind("\n", 0, offset) + 1 : text.find("\n", offset) if "\n" in text[offset:] else len(text)]
+    return line.lstrip().startswith(("import ", "from "))
+
+
+def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: list[str]) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from fimls.context.window import window_parts
+    from fimls.settings import Settings
+    from fimls.testmodel import ensure_test_model
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_test_model())
+    count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+    settings = Settings()
+    index, builder = _index(repo)
+    results = []
+    windows = {}
+    for case in cases:
+        text = index.files[case["file"]].text
+        offset = case["offset"]
+        parts = window_parts(text, offset, case["file"], count_tokens, prefix_tokens=settings.prefix_tokens, suffix_tokens=settings.suffix_tokens)
+        windows[id(case)] = (text.count("\n", 0, offset - len(parts.prefix)), text.count("\n", 0, offset + len(parts.suffix)) + 1)
+    for ranker in rankers:
+        for budget in budgets:
+            found = reciprocal = noise_tokens = total_tokens = 0.0
+            timings = []
+            for case in cases:
+                text = index.files[case["file"]].text
+                window, gold_line = windows[id(case)], case["gold_start"]
+                started = time.perf_counter()
+                if ranker == "none":
+                    candidates, snippets = [], ()
+                else:
+                    candidates = builder.candidates(ranker, case["file"], text, case["offset"], window, case["open_files"])
+                    from fimls.context.builder import pack
+
+                    snippets = pack(candidates, budget, count_tokens)
+                timings.append((time.perf_counter() - started) * 1000)
+                hit = lambda path, start, end: path == case["gold_path"] and start <= gold_line < end  # noqa: E731
+                found += any(hit(s.path, s.start_line, s.end_line) for s in snippets)
+                rank = next((i for i, c in enumerate(candidates, 1) if hit(c.path, c.start_line, c.end_line)), None)
+                reciprocal += 1 / rank if rank else 0
+                for snippet in snippets:
+                    tokens = count_tokens(snippet.text)
+                    total_tokens += tokens
+                    noise_tokens += tokens if snippet.path != case["gold_path"] else 0
+            results.append({
+                "ranker": ranker, "budget": budget, "cases": len(cases),
+                "recall": round(found / len(cases), 4) if cases else None,
+                "mrr": round(reciprocal / len(cases), 4) if cases else None,
+                "noise": round(noise_tokens / total_tokens, 4) if total_tokens else None,
+                "build_p95_ms": round(percentile(timings, 95), 2) if timings else None,
+            })
+    return {"bench": "eval-context", "repo": str(repo), "files": len(index.files), "results": results}
+
+
+def main(args) -> int:
+    from fimls.stdio import print_out
+
+    if args.eval_command == "make-cases":
+        cases = make_cases(Path(args.repo), args.max, args.seed)
+        with open(args.out, "w", encoding="utf-8") as out:
+            for case in cases:
+                out.write(json.dumps(case) + "\n")
+        print_out(json.dumps({"cases": len(cases), "out": args.out}))
+        return 0
+    cases = [json.loads(line) for line in Path(args.cases).read_text(encoding="utf-8").splitlines() if line.strip()]
+    report = run(Path(args.repo), cases, [int(b) for b in args.budget.split(",")], args.ranker.split(","))
+    if not args.json:
+        for row in report["results"]:
+            print_out(" ".join(f"{k}={v}" for k, v in row.items()))
+    print_out(json.dumps(report))
+    return 0

@@ -56,7 +56,16 @@ def reciprocal_rank_fusion(lists: list[list[Candidate]]) -> list[Candidate]:
                 voted.add(len(fused))
                 fused.append((score, candidate))
     fused.sort(key=lambda item: -item[0])
-    return [candidate for _, candidate in fused]
+    ranked = [candidate for _, candidate in fused]
+    # Fusion decides where each list's pieces go among the others; within the places the first
+    # list's pieces took, that list keeps its own order (the imports ranker orders by how near the
+    # cursor a name is used, which agreement of the other rankers must not overturn).
+    if lists and lists[0]:
+        first = {id(c): i for i, c in enumerate(lists[0])}
+        slots = [i for i, c in enumerate(ranked) if id(c) in first]
+        for slot, candidate in zip(slots, sorted((ranked[i] for i in slots), key=lambda c: first[id(c)])):
+            ranked[slot] = candidate
+    return ranked
 
 
 SMALLEST_USEFUL_SNIPPET = 24  # tokens; with less room left, packing stops counting

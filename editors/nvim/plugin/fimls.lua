@@ -1,0 +1,25 @@
+if vim.g.loaded_fimls then
+  return
+end
+vim.g.loaded_fimls = true
+
+if vim.fn.has('nvim-0.11') == 0 then
+  vim.notify('fimls: Neovim 0.11 or newer is needed (vim.lsp.enable)', vim.log.levels.WARN)
+  return
+end
+
+vim.lsp.enable('fimls')
+
+if vim.lsp.inline_completion ~= nil then
+  -- Neovim 0.12+: the built-in inline completion shows and accepts fimls' items.
+  vim.api.nvim_create_autocmd('LspAttach', {
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == 'fimls' then
+        vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
+      end
+    end,
+  })
+else
+  require('fimls.inline').setup(vim.g.fimls or {})
+end

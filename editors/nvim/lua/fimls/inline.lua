@@ -1,4 +1,4 @@
--- Inline completion for Neovim 0.10/0.11, which have no vim.lsp.inline_completion: request
+-- Inline completion for Neovim 0.11, which has no vim.lsp.inline_completion: request
 -- textDocument/inlineCompletion while typing in Insert mode, show the item as ghost text with an
 -- extmark, accept it with a key (running the item's command, which counts the acceptance), and
 -- dismiss it when the cursor moves away or Insert mode ends.

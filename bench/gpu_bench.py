@@ -9,6 +9,7 @@ machine without a GPU.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
@@ -117,9 +118,6 @@ def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_token
     report["speedup_completion_32"] = round(naive_32 / report["completion_32_tokens_ms"], 2)
     limits = floors_ms(shape, length, prompt_lengths[-1], dev.type)
     report["physical_floor"] = limits
-    del engine, model
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
     return report
 
 
@@ -131,7 +129,14 @@ def run(device: str, small: bool) -> dict[str, Any]:
     dev = choose_device(device)
     shapes = SMALL_SHAPES if small else FULL_SHAPES
     lengths = [256, 512] if small else [2048, 4096]
-    results = [bench_shape(shape, device, lengths) for shape in shapes]
+    results = []
+    for shape in shapes:
+        results.append(bench_shape(shape, device, lengths))
+        # The shape's engine is gone with bench_shape's frame; give its GPU memory back before
+        # the next, larger model loads.
+        gc.collect()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
     return {
         "bench": "gpu",
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",

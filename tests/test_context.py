@@ -17,6 +17,15 @@ def _index(root):
     return WorkspaceIndex(str(root), max_file_bytes=200_000, exclude_globs=SECRET_GLOBS)
 
 
+def _built(root):
+    """A scanned index of `root` and a context builder over it."""
+    index = _index(root)
+    index.scan()
+    builder = ContextBuilder(index)
+    builder.index_all()
+    return index, builder
+
+
 def _wait_for(condition, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -90,10 +99,7 @@ def test_open_documents_override_their_disk_copy(repo):
 
 
 def test_ignored_secret_and_outside_files_never_reach_the_snippets(repo, engine):
-    index = _index(repo)
-    index.scan()
-    builder = ContextBuilder(index)
-    builder.index_all()
+    index, builder = _built(repo)
     text = "from pkg.geometry import circle_area\n\nIGNORED_MARKER_circle_area SECRET_TOKEN_circle_area OUTSIDE_MARKER_circle_area\ncircle_area("
     for ranker in ("fused", "bm25", "jaccard", "imports"):
         snippets = builder.snippets(ranker, "app.py", text, len(text), (0, 4), 2000, engine.count_tokens)
@@ -103,10 +109,7 @@ def test_ignored_secret_and_outside_files_never_reach_the_snippets(repo, engine)
 
 
 def test_imports_ranker_finds_the_definition_used_at_the_cursor(repo, engine):
-    index = _index(repo)
-    index.scan()
-    builder = ContextBuilder(index)
-    builder.index_all()
+    index, builder = _built(repo)
     text = (repo / "main.py").read_text() + "shape = Rectangle("
     snippets = builder.snippets("imports", "main.py", text, len(text), (0, 6), 500, engine.count_tokens)
     assert snippets and snippets[-1].path == "pkg/geometry.py"
@@ -138,10 +141,7 @@ def test_fusion_rewards_agreement_and_merges_overlaps():
 
 
 def test_snippets_stay_while_typing_on_a_line_and_change_with_the_line(repo, engine):
-    index = _index(repo)
-    index.scan()
-    builder = ContextBuilder(index)
-    builder.index_all()
+    index, builder = _built(repo)
     text = "from pkg.geometry import circle_area, Rectangle\n\nx = circle_area(1)\ny = Rect"
     first = builder.snippets("fused", "app.py", text, len(text), (0, 4), 400, engine.count_tokens)
     typed = text + "angle("

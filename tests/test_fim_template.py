@@ -53,3 +53,15 @@ def test_tokenizer_without_fim_tokens_is_refused_naming_the_model():
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>")
     with pytest.raises(FimUnsupported, match="Model 'acme/chat-7b' has no fill-in-the-middle tokens"):
         FimTemplate.from_tokenizer(tokenizer, "acme/chat-7b")
+
+
+def test_control_token_strings_in_the_source_stay_text(engine):
+    # A file about tokenizers (fimls' own testmodel.py is one) holds the FIM markers as text.
+    source = 'FIM_HOLE = "<｜fim▁hole｜>"\nEOS = "<｜end▁of▁sentence｜>"\nx = '
+    parts = PromptParts(header="#tokens.py\n", prefix=source, suffix="\n")
+    ids = engine.template.render(parts, engine.encode, layout="psm")
+    assert ids.count(32015) == ids.count(32016) == ids.count(32017) == 1  # only the template's own
+    assert 32014 not in ids
+    hole = ids.index(32015)
+    assert engine.loaded.tokenizer.decode(ids[2:hole]) == parts.header + source  # the text itself survives
+    assert engine.encode("plain text") == engine.loaded.tokenizer("plain text", add_special_tokens=False).input_ids

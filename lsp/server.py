@@ -162,18 +162,19 @@ async def load_model(ls: FimlsServer) -> None:
         engine = await ls.service.worker.call(lambda: load_engine(settings))
     except Exception as error:
         log.error("model load failed: %s", error, exc_info=not _is_user_error(error))
-        ls.publish_status("error", str(error))
+        state, done = "error", str(error)
         ls.show(types.MessageType.Error, f"fimls: {error}")
-        done = f"failed: {error}"
     else:
         ls.service.engine = engine
         ls.service.cache.forget_all()
         loaded = engine.loaded
+        state = "ready"
         done = f"{settings.model} ready on {loaded.device} ({loaded.kernel}) in {loaded.load_seconds:.1f}s"
         log.info("%s", done)
-        ls.publish_status("ready", done)
+    # Progress ends before the status turns: a client that sees "ready" sees no loading bar.
     if token is not None:
-        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done))
+        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done if state == "ready" else f"failed: {done}"))
+    ls.publish_status(state, done)
 
 
 def _is_user_error(error: Exception) -> bool:

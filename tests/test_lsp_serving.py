@@ -142,9 +142,14 @@ async def test_settings_changes_apply_invalid_ones_are_refused_and_a_model_chang
     _open(client, uri, "x = 1\n")
     assert await _inline(client, uri, 0, 5) == []  # the server answers while it has no model
 
+    seen = len(client.statuses)
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"fimls": {"model": str(test_model_dir)}}))
-    await asyncio.sleep(0.1)
-    assert (await _wait_for_state(client, "ready", "error"))["state"] == "ready"  # recovered without a restart
+    for _ in range(600):  # a new load: "loading", then its outcome
+        states = [s["state"] for s in client.statuses[seen:]]
+        if "loading" in states and states[-1] in ("ready", "error"):
+            break
+        await asyncio.sleep(0.05)
+    assert client.statuses[-1]["state"] == "ready"  # recovered without a restart
     ends = [r for reports in client.progress_reports.values() for r in reports if r.kind == "end"]
     assert len(ends) == 3  # initial load, failed reload, reload: each reported as progress
 

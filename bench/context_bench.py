@@ -16,8 +16,7 @@ def run(repo: Path, samples: int, ranker: str, budget: int, seed: int = 0) -> di
     import psutil
     from transformers import AutoTokenizer
 
-    from fimls.context.builder import ContextBuilder
-    from fimls.context.workspace import WorkspaceIndex
+    from fimls.completion import workspace_context
     from fimls.settings import Settings
     from fimls.testmodel import ensure_test_model
 
@@ -25,12 +24,10 @@ def run(repo: Path, samples: int, ranker: str, budget: int, seed: int = 0) -> di
     count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
     process = psutil.Process()
     rss_before = process.memory_info().rss
-    settings = Settings()
     started = time.perf_counter()
-    index = WorkspaceIndex(str(repo), max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)
-    index.scan()
-    builder = ContextBuilder(index)
-    builder.index_all()
+    builder = workspace_context(str(repo), Settings())
+    builder.build()
+    index = builder.index
     index_s = time.perf_counter() - started
     rss_mb = process.memory_info().rss / 2**20
     rng = random.Random(seed)

@@ -24,16 +24,12 @@ OTHER_OPEN_FILES = 2
 
 
 def _index(repo: Path):
-    from fimls.context.builder import ContextBuilder
-    from fimls.context.workspace import WorkspaceIndex
+    from fimls.completion import workspace_context
     from fimls.settings import Settings
 
-    settings = Settings()
-    index = WorkspaceIndex(str(repo), max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)
-    index.scan()
-    builder = ContextBuilder(index)
-    builder.index_all()
-    return index, builder
+    builder = workspace_context(str(repo), Settings())
+    builder.build()
+    return builder.index, builder
 
 
 def make_cases(repo: Path, max_cases: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -84,7 +80,7 @@ def _in_import(text: str, offset: int) -> bool:
 def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: list[str]) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    from fimls.context.window import window_parts
+    from fimls.context.window import window_lines, window_parts
     from fimls.settings import Settings
     from fimls.testmodel import ensure_test_model
 
@@ -98,7 +94,7 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
         text = index.files[case["file"]].text
         offset = case["offset"]
         parts = window_parts(text, offset, case["file"], count_tokens, prefix_tokens=settings.prefix_tokens, suffix_tokens=settings.suffix_tokens)
-        windows[id(case)] = (text.count("\n", 0, offset - len(parts.prefix)), text.count("\n", 0, offset + len(parts.suffix)) + 1)
+        windows[id(case)] = window_lines(text, offset, parts)
     for ranker in rankers:
         for budget in budgets:
             found = reciprocal = noise_tokens = total_tokens = 0.0

@@ -124,6 +124,11 @@ class ContextBuilder:
         paths = self._modules.setdefault(stem, set())
         (paths.add if present else paths.discard)(path)
 
+    def build(self) -> None:
+        """Scan the workspace and index what it holds (seconds on a large one)."""
+        self.index.scan()
+        self.index_all()
+
     def index_all(self) -> None:
         for path, entry in list(self.index.files.items()):
             self._track_module(path, True)

@@ -66,6 +66,11 @@ def cut_suffix(after: str, budget: int, count_tokens: TokenCounter) -> str:
     return _cut(after[:line_end], after[line_end:].splitlines(keepends=True), budget, count_tokens, before=False)
 
 
+def window_lines(text: str, offset: int, parts: PromptParts) -> tuple[int, int]:
+    """The lines (0-based, end exclusive) of `text` that `parts`' prefix and suffix already show."""
+    return text.count("\n", 0, offset - len(parts.prefix)), text.count("\n", 0, offset + len(parts.suffix)) + 1
+
+
 def window_parts(
     text: str,
     offset: int,

@@ -213,15 +213,12 @@ def _complete(args: argparse.Namespace) -> int:
         return _user_error(error)
     from fimls.lsp.postprocess import postprocess
 
-    from fimls.context.builder import ContextBuilder
-    from fimls.context.workspace import WorkspaceIndex
+    from fimls.completion import workspace_context
 
     # The same workspace context the server would have for this root.
     root = args.root or os.getcwd()
-    index = WorkspaceIndex(root, max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)
-    index.scan()
-    context = ContextBuilder(index)
-    context.index_all()
+    context = workspace_context(root, settings)
+    context.build()
     completion = complete_text(engine, settings, text, offset, path, root, context=context)
     # What an editor would show: the server post-processes the same way.
     print_out(postprocess(completion.text, text[:offset], text[offset:]))

@@ -11,7 +11,8 @@ from typing import Callable
 
 from fimls.context.builder import ContextBuilder
 from fimls.context.paths import display_path
-from fimls.context.window import window_parts
+from fimls.context.window import window_lines, window_parts
+from fimls.context.workspace import WorkspaceIndex
 from fimls.engine.engine import Completion, Engine
 from fimls.engine.stops import rules_for_cursor
 from fimls.settings import Settings
@@ -38,7 +39,7 @@ def complete_text(
         suffix_tokens=suffix_tokens,
     )
     if context is not None and context_tokens > 0:
-        window = (text.count("\n", 0, offset - len(parts.prefix)), text.count("\n", 0, offset + len(parts.suffix)) + 1)
+        window = window_lines(text, offset, parts)
         snippets = context.snippets(settings.ranker, path, text, offset, window, context_tokens, engine.count_tokens)
         parts = replace(parts, snippets=snippets)
     line_start = text.rfind("\n", 0, offset) + 1
@@ -52,6 +53,12 @@ def complete_text(
         cancelled=cancelled,
         rules=rules,
     )
+
+
+def workspace_context(root: str, settings: Settings) -> ContextBuilder:
+    """A context builder over an index of `root` with the settings' file filters; `build()` scans."""
+    index = WorkspaceIndex(root, max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)
+    return ContextBuilder(index)
 
 
 # Room for the FIM tokens, BOS and the path header beyond the prefix and suffix budgets.

@@ -68,19 +68,16 @@ def on_initialize(ls: FimlsServer, params: types.InitializeParams) -> None:
 
 def start_workspace_index(ls: FimlsServer, root: str) -> None:
     """Index the workspace in the background (completions go on meanwhile), then follow it."""
-    from fimls.context.builder import ContextBuilder
-    from fimls.context.workspace import WorkspaceIndex
+    from fimls.completion import workspace_context
 
-    settings = ls.settings
-    index = WorkspaceIndex(root, max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)
-    ls.index = index
-    ls.service.context = ContextBuilder(index)
+    context = workspace_context(root, ls.settings)
+    index = ls.index = context.index
+    ls.service.context = context
 
     def build() -> None:
         started = time.perf_counter()
         try:
-            index.scan()
-            ls.service.context.index_all()
+            context.build()
             index.watch()
         except Exception:
             log.exception("indexing %s failed", root)

@@ -19,11 +19,9 @@ def _index(root):
 
 def _built(root):
     """A scanned index of `root` and a context builder over it."""
-    index = _index(root)
-    index.scan()
-    builder = ContextBuilder(index)
-    builder.index_all()
-    return index, builder
+    builder = ContextBuilder(_index(root))
+    builder.build()
+    return builder.index, builder
 
 
 def _wait_for(condition, timeout=10.0):

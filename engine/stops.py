@@ -57,6 +57,17 @@ class StopRules:
         return None
 
 
+def line_before(before: str) -> str:
+    """The cursor's line up to the cursor, from the text before the cursor."""
+    return before[before.rfind("\n") + 1 :]
+
+
+def line_after(after: str) -> str:
+    """The cursor's line from the cursor on, from the text after the cursor."""
+    end = after.find("\n")
+    return after if end < 0 else after[:end]
+
+
 def code_follows(line_after: str) -> bool:
     """Whether code follows the cursor on its line; closing brackets, quotes and separators that
     an editor auto-inserts do not count."""

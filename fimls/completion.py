@@ -14,7 +14,7 @@ from fimls.context.paths import display_path
 from fimls.context.window import window_lines, window_parts
 from fimls.context.workspace import WorkspaceIndex
 from fimls.engine.engine import Completion, Engine
-from fimls.engine.stops import rules_for_cursor
+from fimls.engine.stops import line_after, line_before, rules_for_cursor
 from fimls.settings import Settings
 
 
@@ -42,9 +42,7 @@ def complete_text(
         window = window_lines(text, offset, parts)
         snippets = context.snippets(settings.ranker, path, text, offset, window, context_tokens, engine.count_tokens)
         parts = replace(parts, snippets=snippets)
-    line_start = text.rfind("\n", 0, offset) + 1
-    line_end = text.find("\n", offset)
-    rules = rules_for_cursor(text[line_start:offset], text[offset : len(text) if line_end < 0 else line_end])
+    rules = rules_for_cursor(line_before(text[:offset]), line_after(text[offset:]))
     return engine.complete(
         parts,
         max_new_tokens=settings.max_new_tokens,

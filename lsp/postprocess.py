@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import re
 
-from fimls.engine.stops import code_follows
+from fimls.engine.stops import code_follows, line_after, line_before
 
 _CLOSERS = {")": "(", "]": "[", "}": "{"}
 _OPENERS = {v: k for k, v in _CLOSERS.items()}
 
 
-def _line_after(after: str) -> str:
-    end = after.find("\n")
-    return after if end < 0 else after[:end]
-
-
-def _line_before(before: str) -> str:
-    return before[before.rfind("\n") + 1 :]
-
-
 def trim_suffix_overlap(text: str, after: str) -> str:
     """Drop the end of the completion that the document already has after the cursor: the rest of
     the line (`foo(x))` before `)`), or whole following lines the model wrote again."""
-    rest = _line_after(after)
+    rest = line_after(after)
     if rest.strip() and "\n" not in text:
         for size in range(min(len(text), len(rest)), 0, -1):
             if text.endswith(rest[:size]) and rest[:size].strip():
@@ -69,7 +60,7 @@ def is_degenerate(text: str) -> bool:
 
 def to_single_line(text: str, after: str) -> str:
     """Mid-line (code after the cursor, closing punctuation aside) a completion is one line."""
-    return text.split("\n", 1)[0] if code_follows(_line_after(after)) else text
+    return text.split("\n", 1)[0] if code_follows(line_after(after)) else text
 
 
 def match_indentation(text: str, before: str, after: str) -> str:
@@ -101,12 +92,12 @@ def balance_brackets(text: str, before: str, after: str) -> str:
     """Cut the completion at a closing bracket that closes nothing opened on the cursor's line or
     in the completion itself, when the rest of the line already holds that closer."""
     stack = []
-    for char in _line_before(before):
+    for char in line_before(before):
         if char in _OPENERS:
             stack.append(char)
         elif char in _CLOSERS and stack and stack[-1] == _CLOSERS[char]:
             stack.pop()
-    rest = _line_after(after)
+    rest = line_after(after)
     for i, char in enumerate(text):
         if char in _OPENERS:
             stack.append(char)

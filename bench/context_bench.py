@@ -14,14 +14,11 @@ from fimls.lsp.stats import percentile
 
 def run(repo: Path, samples: int, ranker: str, budget: int, seed: int = 0) -> dict[str, Any]:
     import psutil
-    from transformers import AutoTokenizer
-
     from fimls.completion import workspace_context
     from fimls.settings import Settings
-    from fimls.testmodel import ensure_test_model
+    from fimls.testmodel import token_counter
 
-    tokenizer = AutoTokenizer.from_pretrained(ensure_test_model())
-    count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+    count_tokens = token_counter()
     process = psutil.Process()
     rss_before = process.memory_info().rss
     started = time.perf_counter()

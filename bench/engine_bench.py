@@ -39,13 +39,10 @@ def keystroke_states(text: str, keystrokes: int, start_fraction: float = 0.6) ->
     return states
 
 
-def _bench_fimls(engine, states, path, budgets, max_new_tokens) -> dict[str, Any]:
-    from fimls.context.window import window_parts
-
+def _bench_fimls(engine, keystroke_parts, max_new_tokens) -> dict[str, Any]:
     engine.session.reset()
     latencies, total, computed, outputs, drafted, accepted = [], 0, 0, [], 0, 0
-    for document, cursor in states:
-        parts = window_parts(document, cursor, path, engine.count_tokens, prefix_tokens=budgets[0], suffix_tokens=budgets[1])
+    for parts in keystroke_parts:
         started = time.perf_counter()
         completion = engine.complete(parts, max_new_tokens=max_new_tokens)
         latencies.append((time.perf_counter() - started) * 1000)
@@ -66,16 +63,13 @@ def _bench_fimls(engine, states, path, budgets, max_new_tokens) -> dict[str, Any
     }
 
 
-def _bench_naive(engine, states, path, budgets, max_new_tokens) -> dict[str, Any]:
+def _bench_naive(engine, keystroke_parts, max_new_tokens) -> dict[str, Any]:
     import torch
-
-    from fimls.context.window import window_parts
 
     model, device = engine.loaded.model, engine.loaded.device
     stops = sorted(engine.template.stop_ids)
     latencies, outputs = [], []
-    for document, cursor in states:
-        parts = window_parts(document, cursor, path, engine.count_tokens, prefix_tokens=budgets[0], suffix_tokens=budgets[1])
+    for parts in keystroke_parts:
         started = time.perf_counter()
         ids = torch.tensor([engine.render(parts)], device=device)
         with torch.inference_mode():
@@ -90,6 +84,7 @@ def _bench_naive(engine, states, path, budgets, max_new_tokens) -> dict[str, Any
 
 
 def run(model: str | None, file: Path, keystrokes: int, device: str, max_new_tokens: int = 16) -> dict[str, Any]:
+    from fimls.context.window import window_parts
     from fimls.engine.engine import Engine
     from fimls.engine.loading import load_model
     from fimls.settings import Settings
@@ -106,16 +101,21 @@ def run(model: str | None, file: Path, keystrokes: int, device: str, max_new_tok
     engine.warm_up()
     text = file.read_text(encoding="utf-8")
     states = keystroke_states(text, keystrokes)
-    budgets = (settings.prefix_tokens, settings.suffix_tokens)
+    # Each keystroke's prompt parts once, for every pass: the layout only matters when rendering.
+    keystroke_parts = [
+        window_parts(document, cursor, file.name, engine.count_tokens,
+                     prefix_tokens=settings.prefix_tokens, suffix_tokens=settings.suffix_tokens)
+        for document, cursor in states
+    ]
     layouts = {}
     for layout in ("line-in-middle", "psm"):
         engine.layout = layout
-        layouts[layout] = _bench_fimls(engine, states, file.name, budgets, max_new_tokens)
+        layouts[layout] = _bench_fimls(engine, keystroke_parts, max_new_tokens)
     engine.layout = settings.prompt_layout
     engine.speculative_tokens = 0
-    no_spec = _bench_fimls(engine, states, file.name, budgets, max_new_tokens)
+    no_spec = _bench_fimls(engine, keystroke_parts, max_new_tokens)
     engine.speculative_tokens = settings.speculative_tokens
-    naive = _bench_naive(engine, states, file.name, budgets, max_new_tokens)
+    naive = _bench_naive(engine, keystroke_parts, max_new_tokens)
     ours = layouts[settings.prompt_layout]
     identical = sum(a == b for a, b in zip(ours["outputs"], naive["outputs"])) / len(states)
     return {

@@ -78,14 +78,11 @@ def _in_import(text: str, offset: int) -> bool:
 
 
 def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: list[str]) -> dict[str, Any]:
-    from transformers import AutoTokenizer
-
     from fimls.context.window import window_lines, window_parts
     from fimls.settings import Settings
-    from fimls.testmodel import ensure_test_model
+    from fimls.testmodel import token_counter
 
-    tokenizer = AutoTokenizer.from_pretrained(ensure_test_model())
-    count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+    count_tokens = token_counter()
     settings = Settings()
     index, builder = _index(repo)
     results = []

@@ -74,6 +74,14 @@ def default_dir() -> Path:
     return cache_root() / f"test-model-{recipe_key()}"
 
 
+def token_counter():
+    """Counts tokens with the test model's tokenizer: exact budgets for benchmarks without a model."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_test_model())
+    return lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)
+
+
 def _is_complete(directory: Path) -> bool:
     stamp = directory / "fimls-test-model.json"
     return stamp.is_file() and json.loads(stamp.read_text()).get("recipe") == recipe_key()

@@ -54,7 +54,7 @@ def choose_dtype(setting: str, device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
-def resolve_model_path(spec: str, *, offline: bool) -> str:
+def resolve_model_path(spec: str) -> str:
     """Turn the model setting into something `from_pretrained` takes: a directory or a Hub id."""
     if spec == TEST_MODEL_ALIAS:
         from fimls.testmodel import ensure_test_model  # imports the training stack only when asked
@@ -105,10 +105,10 @@ def _gptq_config(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _kernel_name(model: Any) -> str:
+    """The class of the first GPTQ kernel module (the ones holding packed `qweight`), or "dense"."""
     for module in model.modules():
-        name = type(module).__name__
-        if "QuantLinear" in name or (name.endswith("Linear") and name not in ("Linear",) and hasattr(module, "qweight")):
-            return name
+        if hasattr(module, "qweight"):
+            return type(module).__name__
     return "dense"
 
 
@@ -124,7 +124,7 @@ def load_model(
     """Load `spec` (Hub id, local directory or the test-model alias) ready for inference."""
     started = time.perf_counter()
     torch_device = choose_device(device)
-    path = resolve_model_path(spec, offline=offline)
+    path = resolve_model_path(spec)
     config = _read_config(path, offline=offline, trust_remote_code=trust_remote_code)
     quant = _gptq_config(config)
     torch_dtype = choose_dtype(dtype, torch_device)

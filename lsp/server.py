@@ -225,14 +225,14 @@ async def on_inline_completion(
         invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
     )
     try:
-        answer = await ls.service.complete(request)
+        text = await ls.service.complete(request)
     except asyncio.CancelledError:
         raise  # pygls answers a cancelled request with the LSP RequestCancelled error
     except Exception:
         log.exception("completion failed for %s", uri)
         return []
     command = types.Command(title="fimls: completion accepted", command=ACCEPT_COMMAND, arguments=[next(ls.item_ids)])
-    return inline_items(document, params.position, answer.text, command)
+    return inline_items(document, params.position, text, command)
 
 
 @server.command(ACCEPT_COMMAND)

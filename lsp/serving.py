@@ -31,12 +31,6 @@ class Request:
 
 
 @dataclass
-class Answer:
-    text: str
-    source: str  # "model" | "cache" | "none"
-
-
-@dataclass
 class CompletionService:
     settings: Settings
     worker: ModelWorker = field(default_factory=ModelWorker)
@@ -70,14 +64,15 @@ class CompletionService:
             fnmatch.fnmatch(path, glob) or fnmatch.fnmatch("/" + path, glob) for glob in self.settings.exclude_globs
         )
 
-    async def complete(self, request: Request) -> Answer:
+    async def complete(self, request: Request) -> str:
+        """The completion text to show for `request` ("" for none)."""
         started = time.perf_counter()
         self.stats.requests += 1
         self._sequence += 1
         self._latest[request.uri] = self._sequence
         waits = {"debounce_ms": 0.0, "worker_ms": 0.0}
         try:
-            answer = await self._respond(request, self._sequence, waits)
+            text = await self._respond(request, self._sequence, waits)
         except asyncio.CancelledError:
             self.stats.cancelled += 1  # its time is no one's latency: nobody got an answer
             raise
@@ -86,25 +81,25 @@ class CompletionService:
         # Time in the debounce and in the worker (waiting for an older generation to stop, then
         # generating) is by design or the model's; what is left is the server's own overhead.
         self.stats.overhead_ms.append(max(0.0, total_ms - waits["debounce_ms"] - waits["worker_ms"]))
-        if not answer.text:
+        if not text:
             self.stats.empty += 1
-        return answer
+        return text
 
-    async def _respond(self, request: Request, sequence: int, waits: dict[str, float]) -> Answer:
+    async def _respond(self, request: Request, sequence: int, waits: dict[str, float]) -> str:
         if self.engine is None or not self.allowed(request.relative_path, request.language_id):
-            return Answer("", "none")
+            return ""
         before, after = request.text[: request.offset], request.text[request.offset :]
         cached = self.cache.get(request.uri, before, after)
         if cached is not None:
             self.stats.cache_hits += 1
-            return Answer(cached, "cache")
+            return cached
         if not request.invoked:
             delay = self.rhythm.delay(request.uri)
             await asyncio.sleep(delay)
             waits["debounce_ms"] = delay * 1000
             if self._latest.get(request.uri) != sequence:  # a newer keystroke's request came
                 self.stats.superseded += 1
-                return Answer("", "none")
+                return ""
         engine, settings = self.engine, self.settings
         from fimls.completion import complete_text
 
@@ -119,10 +114,10 @@ class CompletionService:
             completion = await self.worker.generate(request.uri, run)
         except Superseded:
             self.stats.superseded += 1
-            return Answer("", "none")
+            return ""
         finally:
             waits["worker_ms"] = (time.perf_counter() - in_worker) * 1000
         self.stats.engine_ms.append(completion.generation.total_s * 1000)
         text = postprocess(completion.text, before, after)
         self.cache.put(request.uri, before, after, text)
-        return Answer(text, "model")
+        return text

@@ -1,16 +1,18 @@
 """Editor set-ups carry the Settings model's fields and defaults, so the two cannot drift."""
 
 import json
-from pathlib import Path
+import shutil
+import subprocess
+import zipfile
+
+import pytest
 
 from fimls.context.languages import _BY_SUFFIX
-from fimls.settings import DEFAULT_MODEL, Settings, parse_settings
+from fimls.editor_settings import EDITORS, VSCODE_PACKAGE, render_vscode_package, user_defaults
+from fimls.settings import parse_settings
 
-EDITORS = Path(__file__).resolve().parent.parent / "editors"
-
-
-def _defaults() -> dict:
-    return Settings(model=DEFAULT_MODEL).model_dump(by_alias=True)
+_defaults = user_defaults
+VSCODE = VSCODE_PACKAGE.parent
 
 
 def test_jetbrains_options_and_settings_are_the_settings_model_with_its_defaults():
@@ -29,3 +31,45 @@ def test_jetbrains_template_starts_fimls_over_stdio_for_languages_fimls_knows():
     for mapping in template["fileTypeMappings"]:
         for pattern in mapping["fileType"]["patterns"]:
             assert pattern.startswith("*.") and pattern[1:] in _BY_SUFFIX, pattern
+
+
+def test_vscode_contributes_every_setting_with_the_settings_models_type_default_and_bounds():
+    package = json.loads(VSCODE_PACKAGE.read_text())
+    expected = render_vscode_package(json.loads(VSCODE_PACKAGE.read_text()))
+    assert package == expected, "run `python -m fimls.editor_settings` to regenerate"
+    properties = package["contributes"]["configuration"]["properties"]
+    for name, default in _defaults().items():
+        assert properties[f"fimls.{name}"]["default"] == default, name
+    assert properties["fimls.maxNewTokens"]["minimum"] == 1
+    assert properties["fimls.ranker"]["enum"] == ["fused", "imports", "jaccard", "bm25", "none"]
+    commands = {c["command"] for c in package["contributes"]["commands"]}
+    assert {"fimls.restart", "fimls.toggle", "fimls.showStats", "fimls.showOutput"} <= commands
+
+
+def _npm(*args: str) -> str:
+    done = subprocess.run(["npm", *args], cwd=VSCODE, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def vscode_dependencies():
+    if shutil.which("npm") is None or not (VSCODE / "node_modules" / "vscode-languageclient").is_dir():
+        pytest.fail("the VS Code extension's dependencies are missing: run `npm ci --prefix editors/vscode`")
+
+
+def test_vscode_extension_compiles_and_its_logic_passes_unit_tests(vscode_dependencies):
+    report = _npm("test")
+    assert "# fail 0" in report and "# pass 5" in report, report
+
+
+def test_vscode_extension_packages_into_a_vsix(vscode_dependencies, tmp_path):
+    vsix = tmp_path / "fimls.vsix"
+    _npm("exec", "--", "vsce", "package", "--out", str(vsix))
+    with zipfile.ZipFile(vsix) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("extension/package.json"))
+    assert "extension/out/src/extension.js" in names and "extension/out/src/logic.js" in names
+    assert any(name.startswith("extension/node_modules/vscode-languageclient/") for name in names)
+    assert not any(name.startswith("extension/src/") or "/test/" in name.split("node_modules")[0] for name in names)
+    assert manifest["contributes"]["configuration"]["properties"]["fimls.model"]["default"] == _defaults()["model"]

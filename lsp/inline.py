@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 from lsprotocol import types
-from pygls.workspace import TextDocument
+
+from fimls.lsp.document import LspTextDocument
 
 
-def cursor_offset(document: TextDocument, position: types.Position) -> int:
-    """Code-point offset of a client position (UTF-16 columns unless negotiated otherwise),
-    clamped to the document so a position past the end means its end, not an error."""
-    lines = document.lines
-    if position.line >= len(lines):
-        return len(document.source)
-    line = max(position.line, 0)
-    clamped = types.Position(line=line, character=max(position.character, 0))
-    offset = document.offset_at_position(clamped)
-    line_start = sum(len(x) for x in lines[:line])
-    line_end = line_start + len(lines[line].rstrip("\r\n"))
-    return min(offset, line_end)
+def cursor_offset(document: LspTextDocument, position: types.Position) -> int:
+    """Code-point offset of a client position, clamped to the document: a position past the end of
+    its line means the line's end, past the last line the end of the text, never an error."""
+    return document.offset_at_position(position)
 
 
 def inline_items(
-    document: TextDocument, position: types.Position, text: str, command: types.Command | None = None
+    document: LspTextDocument, position: types.Position, text: str, command: types.Command | None = None
 ) -> list[types.InlineCompletionItem]:
     """One item that replaces the line's text before the cursor with itself plus the completion.
 
@@ -32,13 +25,12 @@ def inline_items(
     if not text:
         return []
     offset = cursor_offset(document, position)
-    line_start = document.source.rfind("\n", 0, offset) + 1
-    start = types.Position(line=document.client_position_at_offset(line_start).line, character=0)
+    line_start = document.line_start_offset(offset)
     end = document.client_position_at_offset(offset)
     return [
         types.InlineCompletionItem(
             insert_text=document.source[line_start:offset] + text,
-            range=types.Range(start=start, end=end),
+            range=types.Range(start=types.Position(line=end.line, character=0), end=end),
             command=command,
         )
     ]

@@ -13,10 +13,15 @@ from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
+from urllib.parse import unquote
 
 from fimls import __version__
 from fimls.context.paths import display_path
+from fimls.lsp.document import LspWorkspace
 from fimls.lsp.inline import cursor_offset, inline_items
+from fimls.lsp.protocol import FimlsProtocol
 from fimls.lsp.serving import CompletionService, Request
 from fimls.settings import RELOAD_FIELDS, Settings, SettingsError, parse_settings
 
@@ -27,7 +32,9 @@ ACCEPT_COMMAND = "fimls.accepted"
 
 class FimlsServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("fimls", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            "fimls", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental, protocol_cls=FimlsProtocol
+        )
         self.service = CompletionService(Settings())
         self.state = "loading"
         self.initialization_options: dict[str, Any] = {}
@@ -45,6 +52,11 @@ class FimlsServer(LanguageServer):
         self.state = state
         self.protocol.notify("fimls/status", {"state": state, "message": message})
 
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # pygls would pop up a message in the editor for every unreadable notification; a client
+        # sending garbage is for the log, not for the user.
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+
     def show(self, kind: types.MessageType, message: str) -> None:
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
@@ -54,6 +66,8 @@ server = FimlsServer()
 
 @server.feature(types.INITIALIZE)
 def on_initialize(ls: FimlsServer, params: types.InitializeParams) -> None:
+    # pygls has just created the workspace; no document is open yet, so swapping it loses nothing.
+    ls.protocol._workspace = LspWorkspace.replacing(ls.workspace)
     options = params.initialization_options
     ls.initialization_options = options if isinstance(options, dict) else {}
     try:
@@ -198,14 +212,21 @@ def on_did_change(ls: FimlsServer, params: types.DidChangeTextDocumentParams) ->
 def on_did_close(ls: FimlsServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.service.cache.forget(params.text_document.uri)
     ls.service.rhythm.forget(params.text_document.uri)
-    if ls.index is not None:
-        document = ls.workspace.get_text_document(params.text_document.uri)
-        ls.index.close_document(document.path)
+    # pygls has already dropped the document; its path comes from the URI alone.
+    path = to_fs_path(params.text_document.uri) if params.text_document.uri.startswith("file:") else None
+    if ls.index is not None and path is not None:
+        ls.index.close_document(path)
+
+
+def open_document(ls: FimlsServer, uri: str) -> TextDocument | None:
+    """The document the client opened, or None. Never pygls' `get_text_document` for an unknown
+    URI: that reads the URI's path from disk, which could be any file on the machine."""
+    return ls.workspace.text_documents.get(unquote(uri))
 
 
 def _sync_index(ls: FimlsServer, uri: str) -> None:
-    if ls.index is not None and uri.startswith("file:"):
-        document = ls.workspace.get_text_document(uri)
+    document = open_document(ls, uri)
+    if ls.index is not None and document is not None and uri.startswith("file:"):
         ls.index.open_document(document.path, document.source)
 
 
@@ -214,7 +235,9 @@ async def on_inline_completion(
     ls: FimlsServer, params: types.InlineCompletionParams
 ) -> list[types.InlineCompletionItem]:
     uri = params.text_document.uri
-    document = ls.workspace.get_text_document(uri)
+    document = open_document(ls, uri)
+    if document is None:
+        return []
     request = Request(
         uri=uri,
         path=document.path,

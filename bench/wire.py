@@ -1,0 +1,150 @@
+"""A raw JSON-RPC client for the real server over stdio: it sends any bytes, well-formed or not.
+
+The fuzz test and the soak benchmark need what a typed client refuses to send (wrong types,
+negative positions, broken JSON) and a view of every answer and notification.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+
+class ServerExited(RuntimeError):
+    pass
+
+
+class WireClient:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None):
+        command = [sys.executable, "-m", "fimls", "--stdio", *args]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})}, cwd=cwd,
+        )
+        self.ids = itertools.count(1)
+        self.responses: dict[Any, dict] = {}
+        self.notifications: list[dict] = []
+        self.server_requests: list[dict] = []
+        self.stderr_tail: list[str] = []
+        self._changed = threading.Condition()
+        self._write_lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    # -- sending -------------------------------------------------------------------------------
+    def send_bytes(self, body: bytes) -> None:
+        with self._write_lock:
+            self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.process.stdin.flush()
+
+    def send(self, message: dict) -> None:
+        self.send_bytes(json.dumps({"jsonrpc": "2.0", **message}).encode("utf-8", "surrogatepass"))
+
+    def request(self, method: str, params: Any = None, request_id: Any = None) -> Any:
+        request_id = next(self.ids) if request_id is None else request_id
+        message = {"id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+        return request_id
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self.send({"method": method, **({"params": params} if params is not None else {})})
+
+    # -- receiving -----------------------------------------------------------------------------
+    def wait_for(self, ids, timeout: float) -> dict[Any, dict]:
+        """The responses to `ids`; raises if any is missing after `timeout` seconds."""
+        wanted = set(ids)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not wanted <= self.responses.keys():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(wanted - self.responses.keys())} requests unanswered after {timeout}s")
+                if self.process.poll() is not None:
+                    raise ServerExited(f"server exited with {self.process.returncode}: {self.stderr()}")
+                self._changed.wait(min(left, 0.2))
+            return {key: self.responses[key] for key in wanted}
+
+    def call(self, method: str, params: Any = None, timeout: float = 60) -> dict:
+        request_id = self.request(method, params)
+        return self.wait_for([request_id], timeout)[request_id]
+
+    def wait_for_notification(self, method: str, predicate=lambda params: True, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for message in self.notifications[seen:]:
+                    if message.get("method") == method and predicate(message.get("params")):
+                        return message["params"]
+                seen = len(self.notifications)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {method} after {timeout}s")
+                if self.process.poll() is not None:
+                    raise ServerExited(f"server exited with {self.process.returncode}: {self.stderr()}")
+                self._changed.wait(min(left, 0.2))
+
+    def stderr(self) -> str:
+        return "".join(self.stderr_tail[-40:])
+
+    def close(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            try:
+                self.call("shutdown", timeout=timeout)
+                self.notify("exit")
+            except (OSError, TimeoutError, ServerExited):
+                pass
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def _read(self) -> None:
+        stream = self.process.stdout
+        while True:
+            length = None
+            while True:
+                header = stream.readline()
+                if not header:
+                    with self._changed:
+                        self._changed.notify_all()
+                    return
+                if header in (b"\r\n", b"\n"):
+                    break
+                name, _, value = header.decode("ascii").partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            message = json.loads(stream.read(length))
+            with self._changed:
+                if "method" in message and "id" in message:
+                    self.server_requests.append(message)
+                    # Answered from another thread: this one must keep reading, or a server blocked
+                    # on a full stdout pipe and this thread blocked on its stdin wait for each other.
+                    threading.Thread(target=self._answer_server_request, args=(message,), daemon=True).start()
+                elif "method" in message:
+                    self.notifications.append(message)
+                else:
+                    self.responses[message.get("id")] = message
+                self._changed.notify_all()
+
+    def _answer_server_request(self, message: dict) -> None:
+        # Progress tokens and configuration pulls: answer as a client that has no opinions.
+        result: Any = None
+        if message["method"] == "workspace/configuration":
+            result = [None for _ in message.get("params", {}).get("items", [])]
+        self.send({"id": message["id"], "result": result})
+
+    def _drain_stderr(self) -> None:
+        for line in iter(self.process.stderr.readline, b""):
+            self.stderr_tail.append(line.decode("utf-8", "replace"))
+            del self.stderr_tail[:-200]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,18 +92,31 @@ class WorkspaceIndex:
         language = language_of(relative)
         if language is None or self.is_ignored(relative):
             return None
-        path = self.root / relative
-        try:
-            if self.relative(path) != relative or not path.is_file():  # a link leaving the root
-                return None
-            if path.stat().st_size > self.max_file_bytes:
-                return None
-            data = path.read_bytes()
-        except OSError:
-            return None
-        if b"\0" in data[:8192]:
+        data = self._read_regular_file(self.root / relative, relative)
+        if data is None or b"\0" in data[:8192]:
             return None
         return IndexedFile(relative, language, data.decode("utf-8", errors="replace"))
+
+    def _read_regular_file(self, path: Path, relative: str) -> bytes | None:
+        """The bytes of a regular file inside the root, or None. The last component is opened
+        without following links, and size and type are checked on the open file, so a file
+        swapped for a link, a FIFO or a huge file between the check and the read is never read."""
+        if self.relative(path) != relative:  # a link (anywhere on the path) leaving the root
+            return None
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            descriptor = os.open(path, flags)
+        except OSError:  # gone, permission denied, a link (ELOOP)
+            return None
+        with os.fdopen(descriptor, "rb") as file:
+            try:
+                status = os.fstat(descriptor)
+                if not stat.S_ISREG(status.st_mode) or status.st_size > self.max_file_bytes:
+                    return None
+                data = file.read(self.max_file_bytes + 1)
+            except OSError:
+                return None
+        return data if len(data) <= self.max_file_bytes else None  # grew while being read
 
     # -- building and keeping it current -------------------------------------------------
 

@@ -21,8 +21,10 @@ class ServerExited(RuntimeError):
 
 
 class WireClient:
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None):
-        command = [sys.executable, "-m", "fimls", "--stdio", *args]
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None, command: list[str] | None = None
+    ):
+        command = (command or [sys.executable, "-m", "fimls"]) + ["--stdio", *args]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})}, cwd=cwd,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+
+import torch
 from dataclasses import dataclass
 from typing import Callable
 
@@ -131,21 +133,29 @@ class Engine:
                 f"window of {window}; lower the prefix/suffix budgets"
             )
         with self._lock:
-            generation = generate(
-                self.loaded.model,
-                self.session,
-                prompt,
-                max_new_tokens=max_new_tokens,
-                stop_ids=self.template.stop_ids if stop_ids is None else stop_ids,
-                device=self.loaded.device,
-                temperature=temperature,
-                top_p=top_p,
-                speculative_tokens=self.speculative_tokens,
-                decode_forward=self.decode_forward,
-                cancelled=cancelled,
-                finished=self._finished_by(rules),
-                clock=time.perf_counter,
-            )
+            try:
+                generation = generate(
+                    self.loaded.model,
+                    self.session,
+                    prompt,
+                    max_new_tokens=max_new_tokens,
+                    stop_ids=self.template.stop_ids if stop_ids is None else stop_ids,
+                    device=self.loaded.device,
+                    temperature=temperature,
+                    top_p=top_p,
+                    speculative_tokens=self.speculative_tokens,
+                    decode_forward=self.decode_forward,
+                    cancelled=cancelled,
+                    finished=self._finished_by(rules),
+                    clock=time.perf_counter,
+                )
+            except BaseException:
+                # A generation that failed part-way (out of GPU memory, say) leaves the cache out
+                # of step with its token ids: drop both, and hand freed GPU memory back.
+                self.session.reset()
+                if self.loaded.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                raise
             if not self.static_cache and len(self.session.tokens) > self.max_cached_tokens:
                 self.session.reset()  # bounded memory: the next prompt is prefilled from scratch
         text = self.decode(generation.token_ids)

@@ -1,6 +1,6 @@
 """pygls' protocol with the parts of the LSP life cycle it leaves out, so every request is answered.
 
-pygls drops a request whose params do not fit the method's types (the client waits forever), runs
+pygls drops a request whose params are left out or do not fit the method's types (the client waits forever), runs
 requests before `initialize`, and silently ignores requests after `shutdown`. LSP wants an error
 answer in each case: InvalidParams, ServerNotInitialized (-32002) and InvalidRequest.
 """
@@ -37,6 +37,8 @@ class FimlsProtocol(LanguageServerProtocol):
         self.initialize_received = False
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        if isinstance(data, dict) and "method" in data and "params" not in data:
+            data = {**data, "params": None}  # JSON-RPC lets a request leave params out; pygls needs the key
         try:
             return super().structure_message(data)
         except JsonRpcException as error:

@@ -64,6 +64,18 @@ class FimlsServer(LanguageServer):
 server = FimlsServer()
 
 
+def on_model_health(ls: FimlsServer, problem: str | None) -> None:
+    """Generations started failing (`problem`) or work again (None): the status says so."""
+    if problem is None:
+        ls.publish_status("ready", "completions work again")
+    else:
+        ls.publish_status("error", problem)
+        ls.show(types.MessageType.Error, f"fimls: {problem}")
+
+
+server.service.on_health = lambda problem: on_model_health(server, problem)
+
+
 @server.feature(types.INITIALIZE)
 def on_initialize(ls: FimlsServer, params: types.InitializeParams) -> None:
     # pygls has just created the workspace; no document is open yet, so swapping it loses nothing.
@@ -173,10 +185,12 @@ async def load_model(ls: FimlsServer) -> None:
         engine = await ls.service.worker.call(lambda: load_engine(settings))
     except Exception as error:
         log.error("model load failed: %s", error, exc_info=not _is_user_error(error))
-        state, done = "error", str(error)
+        # Our own errors say what to do; a library's (damaged weights, say) needs the model named.
+        state, done = "error", str(error) if _is_user_error(error) else f"could not load {settings.model}: {error}"
         ls.show(types.MessageType.Error, f"fimls: {error}")
     else:
         ls.service.engine = engine
+        ls.service.failing = False
         ls.service.cache.forget_all()
         loaded = engine.loaded
         state = "ready"

@@ -8,6 +8,7 @@ import fnmatch
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from fimls.engine.worker import ModelWorker, Superseded
 from fimls.lsp.debounce import TypingRhythm
@@ -38,12 +39,16 @@ class CompletionService:
     root: str | None = None
     context: object = None  # a ContextBuilder over the workspace index, once there is a root
     stats: Stats = field(default_factory=Stats)
+    # Told of the first failing generation after good ones (a message) and of the first good one
+    # after failures (None), so the editor's status follows the model's health.
+    on_health: Callable[[str | None], None] = lambda problem: None
 
     def __post_init__(self) -> None:
         self.cache = SuggestionCache(self.settings.cache_size)
         self.rhythm = TypingRhythm(self.settings.debounce_min_ms, self.settings.debounce_max_ms)
         self._latest: dict[str, int] = {}
         self._sequence = 0
+        self.failing = False
 
     def apply(self, settings: Settings) -> None:
         """Settings that take effect from the next request (no reload)."""
@@ -115,9 +120,36 @@ class CompletionService:
         except Superseded:
             self.stats.superseded += 1
             return ""
+        except Exception as error:  # the model failed; the server answers empty and goes on
+            self.stats.errors += 1
+            problem = describe_generation_failure(error)
+            log.error("%s", problem, exc_info=not is_out_of_memory(error))
+            if not self.failing:
+                self.failing = True
+                self.on_health(problem)
+            return ""
         finally:
             waits["worker_ms"] = (time.perf_counter() - in_worker) * 1000
+        if self.failing:
+            self.failing = False
+            self.on_health(None)
         self.stats.engine_ms.append(completion.generation.total_s * 1000)
         text = postprocess(completion.text, before, after)
         self.cache.put(request.uri, before, after, text)
         return text
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def describe_generation_failure(error: BaseException) -> str:
+    if is_out_of_memory(error):
+        return (
+            "out of GPU memory while completing; the KV cache was dropped and the next request tries "
+            "again. If it persists, lower contextTokens, prefixTokens or maxCachedTokens, or use a "
+            f"smaller model ({str(error).splitlines()[0] if str(error) else 'OutOfMemoryError'})"
+        )
+    return f"completion failed: {type(error).__name__}: {error}"

@@ -28,6 +28,7 @@ class Stats:
     superseded: int = 0
     cancelled: int = 0
     empty: int = 0
+    errors: int = 0
     shown: int = 0
     accepted: int = 0
     partially_accepted: int = 0
@@ -44,6 +45,7 @@ class Stats:
             "superseded": self.superseded,
             "cancelled": self.cancelled,
             "empty": self.empty,
+            "errors": self.errors,
             "shown": self.shown,
             "accepted": self.accepted,
             "partially_accepted": self.partially_accepted,

@@ -31,6 +31,7 @@ class WireClient:
         )
         self.ids = itertools.count(1)
         self.responses: dict[Any, dict] = {}
+        self.received_at: dict[Any, float] = {}  # time.monotonic() of each response
         self.notifications: list[dict] = []
         self.server_requests: list[dict] = []
         self.stderr_tail: list[str] = []
@@ -137,6 +138,7 @@ class WireClient:
                     self.notifications.append(message)
                 else:
                     self.responses[message.get("id")] = message
+                    self.received_at[message.get("id")] = time.monotonic()
                 self._changed.notify_all()
 
     def _answer_server_request(self, message: dict) -> None:

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     lsp_bench.add_argument("--keystrokes", type=int, default=150)
     lsp_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
+    soak_bench = benches.add_parser("soak", help="the real server under bursts, cancellations, file events and settings changes")
+    soak_bench.add_argument("--model", default=None, help="default: the offline test model")
+    soak_bench.add_argument("--seconds", type=float, default=600, help="length after a warm-up of 10%% (5-30 s)")
+    soak_bench.add_argument("--seed", type=int, default=0)
+    soak_bench.add_argument("--json", action="store_true", help="print only the JSON object")
+
     context_bench = benches.add_parser("context", help="index a workspace; time building the context per request")
     context_bench.add_argument("--repo", required=True, help="workspace directory")
     context_bench.add_argument("--samples", type=int, default=200)
@@ -110,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "complete":
         return _complete(args)
     if args.command == "bench":
-        from fimls.bench import context_bench, engine_bench, gpu_bench, lsp_bench
+        from fimls.bench import context_bench, engine_bench, gpu_bench, lsp_bench, soak_bench
 
-        benches = {"engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench, "context": context_bench}
+        benches = {"engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench, "context": context_bench, "soak": soak_bench}
         return benches[args.bench].main(args)
     if args.command == "eval-context":
         from fimls.bench.eval_context import main as eval_context

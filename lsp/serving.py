@@ -110,9 +110,12 @@ class CompletionService:
 
         def run(cancelled):
             self.stats.model_calls += 1  # counted in the worker: queued requests that were superseded never get here
-            return complete_text(
+            completion = complete_text(
                 engine, settings, request.text, request.offset, request.path, self.root, cancelled, self.context
             )
+            if cancelled():
+                self.stats.stopped_early += 1  # superseded mid-generation: stopped at the next decode step
+            return completion
 
         in_worker = time.perf_counter()
         try:

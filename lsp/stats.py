@@ -29,6 +29,7 @@ class Stats:
     cancelled: int = 0
     empty: int = 0
     errors: int = 0
+    stopped_early: int = 0
     shown: int = 0
     accepted: int = 0
     partially_accepted: int = 0
@@ -46,6 +47,7 @@ class Stats:
             "cancelled": self.cancelled,
             "empty": self.empty,
             "errors": self.errors,
+            "stopped_early": self.stopped_early,
             "shown": self.shown,
             "accepted": self.accepted,
             "partially_accepted": self.partially_accepted,

@@ -1,7 +1,9 @@
 """`fimls eval-context`: a model-free retrieval benchmark anyone can rerun on any repository.
 
-`make-cases` finds, in every Python file, uses of names imported from another file of the same
-repository; the gold answer is that name's definition (file and line span). The cursor is placed
+`make-cases` finds, in every Python, JavaScript/TypeScript and Go file, uses of names imported
+from another file of the same repository (for Go: defined in another file of the same package, or
+in an imported package of the repository; for JS/TS namespace imports: used as `ns.name`); the
+gold answer is that name's definition (file and line span), behind re-exports where there are any. The cursor is placed
 right after the name (and its `(` or `.`), where a model needs the definition to go on.
 `run` builds the context for every case with each ranker and budget and reports `recall` (share
 of cases whose gold definition line is inside the packed context), `mrr` (of the gold among the
@@ -33,48 +35,85 @@ def _index(repo: Path):
 
 
 def make_cases(repo: Path, max_cases: int, seed: int = 0) -> list[dict[str, Any]]:
-    from fimls.context.imports import cached_definitions, python_imports, resolve_python_module
+    from fimls.context.imports import cached_definitions
 
     index, builder = _index(repo)
-    paths = sorted(p for p in index.files if p.endswith(".py"))
-    paths_named = lambda stem: builder._modules.get(stem, ())  # noqa: E731
+    paths = sorted(p for p in index.files if _language_of_case(p) is not None)
     rng = random.Random(seed)
     cases = []
     for path in paths:
         text = index.files[path].text
         try:
-            imports = python_imports(text)
+            own = cached_definitions(path, text)
+            golds = _python_golds(path, text, index, builder) if path.endswith(".py") else _other_golds(path, text, index, builder)
         except Exception:
             continue
-        own = cached_definitions(path, text)
-        neighbours = set()
-        for imported in imports:
-            targets = resolve_python_module(imported.module, imported.level, path, paths_named)[:1]
-            neighbours.update(targets)
-            for target in targets:
-                definitions = cached_definitions(target, index.files[target].text)
-                for name in imported.names:
-                    if name in own or name not in definitions:
-                        continue  # defined here too, or not a function/class of that file
-                    start, end, _ = definitions[name]
-                    uses = [m for m in re.finditer(rf"\b{re.escape(name)}\b[(.]?", text) if not _in_import(text, m.start())]
-                    if not uses:
-                        continue
-                    use = rng.choice(uses)
-                    cases.append({"file": path, "offset": use.end(), "name": name, "gold_path": target,
-                                  "gold_start": start, "gold_end": end})
+        neighbours = {gold_path for gold_path, _name, _start, _end in golds}
+        file_cases = []
+        for gold_path, name, start, end in golds:
+            if name in own:
+                continue  # defined here too
+            uses = [m for m in re.finditer(rf"(?<![\w$]){re.escape(name)}(?![\w$])[(.]?", text) if not _in_import(text, m.start())]
+            if not uses:
+                continue
+            use = rng.choice(uses)
+            file_cases.append({"file": path, "offset": use.end(), "name": name, "gold_path": gold_path,
+                               "gold_start": start, "gold_end": end})
         others = [p for p in paths if p != path and p not in neighbours]
         extra = rng.sample(others, min(OTHER_OPEN_FILES, len(others)))
-        for case in cases:
-            if case["file"] == path and "open_files" not in case:
-                case["open_files"] = sorted(neighbours) + extra
+        for case in file_cases:
+            case["open_files"] = sorted(neighbours) + extra
+        cases += file_cases
     rng.shuffle(cases)
     return sorted(cases[:max_cases], key=lambda c: (c["file"], c["offset"]))
 
 
+def _language_of_case(path: str) -> str | None:
+    from fimls.context import imports_js
+
+    if path.endswith(".py"):
+        return "python"
+    if imports_js.is_source(path) and not path.endswith(".d.ts"):
+        return "javascript"
+    if path.endswith(".go"):
+        return "go"
+    return None
+
+
+def _python_golds(path, text, index, builder) -> list[tuple[str, str, int, int]]:
+    """Names a Python file imports by name (`from m import name`) and where each is defined."""
+    from fimls.context.imports import cached_definitions, python_imports, resolve_python_module
+
+    golds = []
+    for imported in python_imports(text):
+        for target in resolve_python_module(imported.module, imported.level, path, builder.paths_named)[:1]:
+            definitions = cached_definitions(target, index.files[target].text)
+            golds += [(target, name, *definitions[name][:2]) for name in imported.names if name in definitions]
+    return golds
+
+
+def _other_golds(path, text, index, builder) -> list[tuple[str, str, int, int]]:
+    """JS/TS and Go: every name the file reaches through its imports (or its Go package) and uses."""
+    from fimls.context.candidates import identifiers
+    from fimls.context.imports import REEXPORT_DEPTH, definition, imported_names
+
+    text_of = lambda p: index.files[p].text if p in index.files else None  # noqa: E731
+    order = {name: i for i, name in enumerate(identifiers(text))}
+    pairs = imported_names(path, text, order, text_of, builder.paths_named,
+                           lambda folder: builder._folders.get(folder, ()), lambda: builder._folders.keys())
+    golds = {}
+    for target, name in dict.fromkeys(pairs):
+        if name in golds:
+            continue
+        found = definition(target, name, text_of, REEXPORT_DEPTH)
+        if found is not None and found[0] != path:
+            golds[name] = (found[0], name, found[1], found[2])
+    return list(golds.values())
+
+
 def _in_import(text: str, offset: int) -> bool:
     line = text[text.rfind("\n", 0, offset) + 1 : text.find("\n", offset) if "\n" in text[offset:] else len(text)]
-    return line.lstrip().startswith(("import ", "from "))
+    return line.lstrip().startswith(("import ", "from ", "export ", "package ", '"'))
 
 
 def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: list[str]) -> dict[str, Any]:

@@ -22,12 +22,14 @@ class ServerExited(RuntimeError):
 
 class WireClient:
     def __init__(
-        self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None, command: list[str] | None = None
+        self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None, command: list[str] | None = None,
+        base_env: dict[str, str] | None = None,
     ):
+        """`env` is added to `base_env` (default: this process's environment)."""
         command = (command or [sys.executable, "-m", "fimls"]) + ["--stdio", *args]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})}, cwd=cwd,
+            env={**(os.environ if base_env is None else base_env), **(env or {})}, cwd=cwd,
         )
         self.ids = itertools.count(1)
         self.responses: dict[Any, dict] = {}

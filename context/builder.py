@@ -104,6 +104,7 @@ class ContextBuilder:
         self._current: str | None = None
         self._others_changed = False
         self._modules: dict[str, set[str]] = {}  # module stem -> paths, for resolving imports
+        self._folders: dict[str, set[str]] = {}  # folder -> paths (a Go package is a folder)
         index.subscribe(self._on_change)
 
     def _on_change(self, path: str, entry: IndexedFile | None) -> None:
@@ -118,11 +119,17 @@ class ContextBuilder:
                 self._others_changed = True
 
     def _track_module(self, path: str, present: bool) -> None:
+        folder = self._folders.setdefault(path.rsplit("/", 1)[0] if "/" in path else "", set())
+        (folder.add if present else folder.discard)(path)
         stem = module_stem(path)
         if stem is None:
             return
         paths = self._modules.setdefault(stem, set())
         (paths.add if present else paths.discard)(path)
+
+    def paths_named(self, stem: str):
+        """Indexed Python modules called `stem`."""
+        return self._modules.get(stem, ())
 
     def build(self) -> None:
         """Scan the workspace and index what it holds (seconds on a large one)."""
@@ -165,8 +172,10 @@ class ContextBuilder:
 
         rankings = []
         if ranker in ("imports", "fused"):
-            paths_named = lambda stem: self._modules.get(stem, ())  # noqa: E731
-            rankings.append(imports_search(current, text, offset, text_of, paths_named, PER_RANKER, in_window))
+            rankings.append(imports_search(
+                current, text, offset, text_of, self.paths_named, PER_RANKER, in_window,
+                files_in=lambda folder: self._folders.get(folder, ()), folders=lambda: self._folders.keys(),
+            ))
         if ranker in ("jaccard", "fused"):
             paths = list(neighbours) if neighbours is not None else list(self.index.open_documents) + list(self._recent)
             texts = {p: source for p in paths + [current] if (source := text_of(p)) is not None}

@@ -1,36 +1,21 @@
 """The `imports` ranker: resolve the current file's imports to workspace files and take the
 definitions of the names used near the cursor (the whole definition when short, an outline of a
-long class). Parsed with tree-sitter's official grammars. Python today; the other languages'
-resolvers are still to come (they fall back to the other rankers)."""
+long class). Parsed with tree-sitter's official grammars: Python here, JavaScript/TypeScript in
+imports_js.py, Go in imports_go.py; other languages fall back to the other rankers."""
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+import posixpath
 
+from fimls.context import imports_go, imports_js
 from fimls.context.candidates import Candidate, identifiers
+from fimls.context.syntax import MAX_DEFINITION_LINES, Import, parse
 
-MAX_DEFINITION_LINES = 60
-
-
-@functools.lru_cache(maxsize=1)
-def _python_parser():
-    import tree_sitter_python
-    from tree_sitter import Language, Parser
-
-    return Parser(Language(tree_sitter_python.language()))
-
-
-@dataclass(frozen=True)
-class Import:
-    module: str  # dotted, without the leading dots of a relative import
-    level: int  # 0 absolute, 1 for ".", 2 for "..", ...
-    names: tuple[str, ...]  # names imported from the module (empty for `import m`)
-    alias: str | None  # what `import m as alias` binds
+REEXPORT_DEPTH = 3  # barrel files re-exporting barrel files
 
 
 def python_imports(source: str) -> list[Import]:
-    tree = _python_parser().parse(source.encode("utf-8", "surrogatepass"))
+    tree = parse("python", source)
     found: list[Import] = []
     for node in tree.root_node.children:
         if node.type == "import_statement":
@@ -53,16 +38,27 @@ def python_imports(source: str) -> list[Import]:
 
 
 _definitions_cache: dict[str, tuple[str, dict]] = {}
+_reexports_cache: dict[str, tuple[str, list]] = {}
 DEFINITIONS_CACHED = 256
 
 
+def definitions_of(path: str, source: str) -> dict[str, tuple[int, int, str]]:
+    if path.endswith((".py", ".pyi")):
+        return python_definitions(source)
+    if imports_js.is_source(path):
+        return imports_js.definitions(source, path)
+    if path.endswith(".go"):
+        return imports_go.definitions(source)
+    return {}
+
+
 def cached_definitions(path: str, source: str) -> dict[str, tuple[int, int, str]]:
-    """`python_definitions` of a file, parsed again only when its text is a new string."""
+    """The top-level definitions of a file, parsed again only when its text is a new string."""
     hit = _definitions_cache.get(path)
     if hit is not None and hit[0] is source:
         return hit[1]
     try:
-        definitions = python_definitions(source)
+        definitions = definitions_of(path, source)
     except Exception:  # a half-written module must never break completion
         definitions = {}
     if len(_definitions_cache) >= DEFINITIONS_CACHED:
@@ -73,7 +69,7 @@ def cached_definitions(path: str, source: str) -> dict[str, tuple[int, int, str]
 
 def python_definitions(source: str) -> dict[str, tuple[int, int, str]]:
     """Top-level functions and classes: name -> (start line, end line, snippet text)."""
-    tree = _python_parser().parse(source.encode("utf-8", "surrogatepass"))
+    tree = parse("python", source)
     lines = source.splitlines(keepends=True)
     out = {}
     for node in tree.root_node.children:
@@ -131,40 +127,87 @@ def resolve_python_module(module: str, level: int, current: str, paths_named) ->
 
 
 def imports_search(
-    current: str, text: str, offset: int, text_of, paths_named, limit: int, exclude=lambda path, start, end: False
+    current: str, text: str, offset: int, text_of, paths_named, limit: int, exclude=lambda path, start, end: False,
+    files_in=lambda folder: (), folders=lambda: (),
 ) -> list[Candidate]:
-    """`text_of(path)` gives an indexed file's text (or None); `paths_named` as for resolving."""
-    if not current.endswith((".py", ".pyi")):
-        return []
-    try:
-        imports = python_imports(text)
-    except Exception:  # a half-typed file must never break completion
-        return []
+    """`text_of(path)` gives an indexed file's text (or None); `paths_named(stem)` the Python
+    modules called `stem`; `files_in(folder)` the indexed files of a folder; `folders()` them all."""
     before = text[:offset]
     nearby_lines = before.splitlines()[-40:]
     # Names used near the cursor, the nearest last.
     order = {name: i for i, name in enumerate(identifiers("\n".join(nearby_lines)))}
-    wanted: list[tuple[str, str]] = []  # (path, name)
-    for imported in imports:
-        for path in resolve_python_module(imported.module, imported.level, current, paths_named)[:1]:
-            names = imported.names or tuple(order)  # `import m`: whatever is used after `m.`
-            wanted += [(path, name) for name in names]
-        for name in imported.names:  # `from pkg import module`: the module itself
-            sub = f"{imported.module}.{name}" if imported.module else name
-            for path in resolve_python_module(sub, imported.level, current, paths_named)[:1]:
-                wanted += [(path, n) for n in order]
+    try:
+        wanted = imported_names(current, text, order, text_of, paths_named, files_in, folders)
+    except Exception:  # a half-typed file must never break completion
+        return []
     candidates: dict[tuple[str, str], Candidate] = {}
-    definitions_cache: dict[str, dict] = {}
     for path, name in wanted:
         if path == current or (path, name) in candidates:
             continue
-        if path not in definitions_cache:
-            source = text_of(path)
-            definitions_cache[path] = cached_definitions(path, source) if source is not None else {}
-        found = definitions_cache[path].get(name)
-        if found is None or exclude(path, found[0], found[1]):
+        found = definition(path, name, text_of, REEXPORT_DEPTH)
+        if found is None or exclude(found[0], found[1], found[2]):
             continue
+        where, start, end, body = found
         used_at = order.get(name, -1)
         score = 1.0 + used_at / (len(order) + 1) if used_at >= 0 else 0.5
-        candidates[(path, name)] = Candidate(path, found[0], found[1], found[2], "imports", score)
+        candidates[(where, name)] = Candidate(where, start, end, body, "imports", score)
     return sorted(candidates.values(), key=lambda c: -c.score)[:limit]
+
+
+def imported_names(current, text, order, text_of, paths_named, files_in, folders) -> list[tuple[str, str]]:
+    """(workspace path, name) pairs the current file can see through its imports, in import order.
+    A namespace import (`import m`, `* as m`, a Go package) offers every name used near the cursor."""
+    used = tuple(order)
+    wanted: list[tuple[str, str]] = []
+    if current.endswith((".py", ".pyi")):
+        for imported in python_imports(text):
+            for path in resolve_python_module(imported.module, imported.level, current, paths_named)[:1]:
+                wanted += [(path, name) for name in imported.names or used]
+            for name in imported.names:  # `from pkg import module`: the module itself
+                sub = f"{imported.module}.{name}" if imported.module else name
+                for path in resolve_python_module(sub, imported.level, current, paths_named)[:1]:
+                    wanted += [(path, n) for n in used]
+    elif imports_js.is_source(current):
+        exists = lambda path: text_of(path) is not None  # noqa: E731
+        for imported in imports_js.imports(text, current):
+            for path in imports_js.resolve(imported.module, current, exists):
+                wanted += [(path, name) for name in imported.names or used]
+    elif current.endswith(".go"):
+        for path in imports_go.same_package(current, files_in):
+            wanted += [(path, name) for name in used]
+        for imported in imports_go.imports(text):
+            folder = imports_go.package_folder(imported.module, folders())
+            if folder is not None and folder != posixpath.dirname(current):
+                for path in imports_go.files_of_package(folder, current, files_in):
+                    wanted += [(path, name) for name in used]
+    return wanted
+
+
+def definition(path: str, name: str, text_of, depth: int) -> tuple[str, int, int, str] | None:
+    """Where `name` is defined for an importer of `path`: in it, or behind its re-exports."""
+    source = text_of(path)
+    if source is None:
+        return None
+    found = cached_definitions(path, source).get(name)
+    if found is not None:
+        return (path, *found)
+    if depth <= 0 or not imports_js.is_source(path):
+        return None
+    exists = lambda candidate: text_of(candidate) is not None  # noqa: E731
+    hit = _reexports_cache.get(path)
+    if hit is None or hit[0] is not source:
+        try:
+            hit = (source, imports_js.reexports(source, path))
+        except Exception:
+            hit = (source, [])
+        if len(_reexports_cache) >= DEFINITIONS_CACHED:
+            _reexports_cache.pop(next(iter(_reexports_cache)))
+        _reexports_cache[path] = hit
+    for reexport in hit[1]:
+        if reexport.names and name not in reexport.names:
+            continue
+        for target in imports_js.resolve(reexport.module, path, exists):
+            found = definition(target, name, text_of, depth - 1)
+            if found is not None:
+                return found
+    return None

@@ -114,6 +114,50 @@ def test_imports_ranker_finds_the_definition_used_at_the_cursor(repo, engine):
     assert snippets[-1].text.startswith("#pkg/geometry.py\nclass Rectangle:")  # the name used last is best
 
 
+def _names_found(builder, current, text):
+    candidates = builder.candidates("imports", current, text, len(text), (0, text.count("\n") + 1))
+    return [(c.path, c.text.splitlines()[0]) for c in candidates]
+
+
+def test_imports_ranker_resolves_typescript_through_extensions_index_files_and_reexports(tmp_path):
+    root = tmp_path / "ts"
+    (root / "src" / "core").mkdir(parents=True)
+    (root / "src" / "core" / "schemas.ts").write_text(
+        "export interface Schema { parse(input: unknown): unknown }\n\n"
+        "export function string(): Schema {\n  return { parse: (x) => String(x) };\n}\n"
+    )
+    (root / "src" / "core" / "util.js").write_text("const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));\nmodule.exports = { clamp };\n")
+    (root / "src" / "core" / "index.ts").write_text('export * from "./schemas.js";\nexport { clamp } from "./util.js";\n')
+    (root / "src" / "unrelated.ts").write_text("export function string() { return 'wrong one'; }\n")
+    _, builder = _built(root)
+    text = 'import * as core from "./core/index.js";\nimport { clamp } from "./core/util";\n\nconst s: core.Schema = core.string();\nclamp('
+    found = _names_found(builder, "src/app.ts", text)
+    assert ("src/core/schemas.ts", "export function string(): Schema {") in found
+    assert ("src/core/schemas.ts", "export interface Schema { parse(input: unknown): unknown }") in found
+    assert ("src/core/util.js", "const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));") in found
+    assert all(path != "src/unrelated.ts" for path, _ in found)
+
+
+def test_imports_ranker_resolves_go_packages_and_the_files_of_the_same_package(tmp_path):
+    root = tmp_path / "go"
+    (root / "internal" / "store").mkdir(parents=True)
+    (root / "go.mod").write_text("module example.com/shop\n\ngo 1.22\n")
+    (root / "internal" / "store" / "store.go").write_text(
+        "package store\n\ntype Item struct {\n\tName  string\n\tPrice int\n}\n\n"
+        "func (s *Store) Add(item Item) error {\n\treturn nil\n}\n\ntype Store struct{ items []Item }\n"
+    )
+    (root / "cart.go").write_text("package main\n\nfunc total(prices []int) int {\n\tsum := 0\n\treturn sum\n}\n")
+    (root / "cart_test.go").write_text("package main\n\nfunc helperOnlyForTests() {}\n")
+    _, builder = _built(root)
+    text = 'package main\n\nimport (\n\t"fmt"\n\tst "example.com/shop/internal/store"\n)\n\nfunc main() {\n\ts := &st.Store{}\n\ts.Add(st.Item{Name: "x"})\n\tfmt.Println(total(nil), helperOnlyForTests)\n'
+    found = _names_found(builder, "main.go", text)
+    assert ("internal/store/store.go", "func (s *Store) Add(item Item) error {") in found
+    assert ("internal/store/store.go", "type Store struct{ items []Item }") in found
+    assert ("internal/store/store.go", "type Item struct {") in found
+    assert ("cart.go", "func total(prices []int) int {") in found  # same package, no import needed
+    assert all(path != "cart_test.go" for path, _ in found)  # tests are not part of the package build
+
+
 @pytest.mark.parametrize("budget", [0, 20, 60, 200, 1000])
 def test_packing_never_exceeds_the_budget_and_puts_the_best_last(engine, budget):
     candidates = [
@@ -167,3 +211,23 @@ def test_eval_harness_finds_the_gold_definition_in_a_fixture_repository(repo):
     assert by_ranker["none"]["recall"] == 0.0
     assert by_ranker["imports"]["recall"] == 1.0 and by_ranker["imports"]["mrr"] == 1.0
     assert by_ranker["fused"]["recall"] == 1.0
+
+
+def test_eval_harness_makes_typescript_and_go_cases(tmp_path):
+    from fimls.bench.eval_context import make_cases
+
+    ts = tmp_path / "ts"
+    (ts / "lib").mkdir(parents=True)
+    (ts / "lib" / "math.ts").write_text("export function square(x: number): number {\n  return x * x;\n}\n")
+    (ts / "lib" / "index.ts").write_text('export * from "./math.js";\n')
+    (ts / "app.ts").write_text('import { square } from "./lib/index.js";\n\nconsole.log(square(3));\n')
+    assert {(c["file"], c["name"], c["gold_path"], c["gold_start"]) for c in make_cases(ts, 10)} == {
+        ("app.ts", "square", "lib/math.ts", 0),  # found behind the barrel's re-export
+    }
+    go = tmp_path / "go"
+    go.mkdir()
+    (go / "util.go").write_text("package main\n\nfunc double(x int) int {\n\treturn 2 * x\n}\n")
+    (go / "main.go").write_text("package main\n\nfunc main() {\n\tprintln(double(21))\n}\n")
+    cases = make_cases(go, 10)
+    assert {(c["file"], c["name"], c["gold_path"], c["gold_start"]) for c in cases} == {("main.go", "double", "util.go", 2)}
+    assert (go / "main.go").read_text()[: cases[0]["offset"]].endswith("double(")

@@ -52,19 +52,25 @@ def definitions_of(path: str, source: str) -> dict[str, tuple[int, int, str]]:
     return {}
 
 
-def cached_definitions(path: str, source: str) -> dict[str, tuple[int, int, str]]:
-    """The top-level definitions of a file, parsed again only when its text is a new string."""
-    hit = _definitions_cache.get(path)
+def _parsed(cache: dict, path: str, source: str, parse_file, empty):
+    """`parse_file(path, source)` for a file, parsed again only when its text is a new string; a
+    half-written file that fails to parse gives `empty` (it must never break completion)."""
+    hit = cache.get(path)
     if hit is not None and hit[0] is source:
         return hit[1]
     try:
-        definitions = definitions_of(path, source)
-    except Exception:  # a half-written module must never break completion
-        definitions = {}
-    if len(_definitions_cache) >= DEFINITIONS_CACHED:
-        _definitions_cache.pop(next(iter(_definitions_cache)))
-    _definitions_cache[path] = (source, definitions)
-    return definitions
+        result = parse_file(path, source)
+    except Exception:
+        result = empty
+    if len(cache) >= DEFINITIONS_CACHED:
+        cache.pop(next(iter(cache)))
+    cache[path] = (source, result)
+    return result
+
+
+def cached_definitions(path: str, source: str) -> dict[str, tuple[int, int, str]]:
+    """The top-level definitions of a file: name -> (start line, end line, snippet text)."""
+    return _parsed(_definitions_cache, path, source, definitions_of, {})
 
 
 def python_definitions(source: str) -> dict[str, tuple[int, int, str]]:
@@ -194,16 +200,8 @@ def definition(path: str, name: str, text_of, depth: int) -> tuple[str, int, int
     if depth <= 0 or not imports_js.is_source(path):
         return None
     exists = lambda candidate: text_of(candidate) is not None  # noqa: E731
-    hit = _reexports_cache.get(path)
-    if hit is None or hit[0] is not source:
-        try:
-            hit = (source, imports_js.reexports(source, path))
-        except Exception:
-            hit = (source, [])
-        if len(_reexports_cache) >= DEFINITIONS_CACHED:
-            _reexports_cache.pop(next(iter(_reexports_cache)))
-        _reexports_cache[path] = hit
-    for reexport in hit[1]:
+    reexports = _parsed(_reexports_cache, path, source, lambda p, s: imports_js.reexports(s, p), [])
+    for reexport in reexports:
         if reexport.names and name not in reexport.names:
             continue
         for target in imports_js.resolve(reexport.module, path, exists):

@@ -99,8 +99,7 @@ def _other_golds(path, text, index, builder) -> list[tuple[str, str, int, int]]:
 
     text_of = lambda p: index.files[p].text if p in index.files else None  # noqa: E731
     order = {name: i for i, name in enumerate(identifiers(text))}
-    pairs = imported_names(path, text, order, text_of, builder.paths_named,
-                           lambda folder: builder._folders.get(folder, ()), lambda: builder._folders.keys())
+    pairs = imported_names(path, text, order, text_of, builder.paths_named, builder.files_in, builder.folders)
     golds = {}
     for target, name in dict.fromkeys(pairs):
         if name in golds:

@@ -131,6 +131,13 @@ class ContextBuilder:
         """Indexed Python modules called `stem`."""
         return self._modules.get(stem, ())
 
+    def files_in(self, folder: str):
+        """Indexed files directly in `folder` (root-relative, "" for the root)."""
+        return self._folders.get(folder, ())
+
+    def folders(self):
+        return self._folders.keys()
+
     def build(self) -> None:
         """Scan the workspace and index what it holds (seconds on a large one)."""
         self.index.scan()
@@ -174,7 +181,7 @@ class ContextBuilder:
         if ranker in ("imports", "fused"):
             rankings.append(imports_search(
                 current, text, offset, text_of, self.paths_named, PER_RANKER, in_window,
-                files_in=lambda folder: self._folders.get(folder, ()), folders=lambda: self._folders.keys(),
+                files_in=self.files_in, folders=self.folders,
             ))
         if ranker in ("jaccard", "fused"):
             paths = list(neighbours) if neighbours is not None else list(self.index.open_documents) + list(self._recent)

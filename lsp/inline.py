@@ -7,12 +7,6 @@ from lsprotocol import types
 from fimls.lsp.document import LspTextDocument
 
 
-def cursor_offset(document: LspTextDocument, position: types.Position) -> int:
-    """Code-point offset of a client position, clamped to the document: a position past the end of
-    its line means the line's end, past the last line the end of the text, never an error."""
-    return document.offset_at_position(position)
-
-
 def inline_items(
     document: LspTextDocument, position: types.Position, text: str, command: types.Command | None = None
 ) -> list[types.InlineCompletionItem]:
@@ -24,7 +18,7 @@ def inline_items(
     """
     if not text:
         return []
-    offset = cursor_offset(document, position)
+    offset = document.offset_at_position(position)  # clamped: a position past the end is never an error
     line_start = document.line_start_offset(offset)
     end = document.client_position_at_offset(offset)
     return [

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from fimls import __version__
 from fimls.context.paths import display_path
 from fimls.lsp.document import LspWorkspace
-from fimls.lsp.inline import cursor_offset, inline_items
+from fimls.lsp.inline import inline_items
 from fimls.lsp.protocol import FimlsProtocol
 from fimls.lsp.serving import CompletionService, Request
 from fimls.settings import RELOAD_FIELDS, Settings, SettingsError, parse_settings
@@ -258,7 +258,7 @@ async def on_inline_completion(
         relative_path=display_path(document.path, ls.workspace.root_path),
         language_id=document.language_id,
         text=document.source,
-        offset=cursor_offset(document, params.position),
+        offset=document.offset_at_position(params.position),
         invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
     )
     try:

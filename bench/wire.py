@@ -66,36 +66,44 @@ class WireClient:
     def wait_for(self, ids, timeout: float) -> dict[Any, dict]:
         """The responses to `ids`; raises if any is missing after `timeout` seconds."""
         wanted = set(ids)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not wanted <= self.responses.keys():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"{len(wanted - self.responses.keys())} requests unanswered after {timeout}s")
-                if self.process.poll() is not None:
-                    raise ServerExited(f"server exited with {self.process.returncode}: {self.stderr()}")
-                self._changed.wait(min(left, 0.2))
-            return {key: self.responses[key] for key in wanted}
+        return self._wait_until(
+            lambda: {key: self.responses[key] for key in wanted} if wanted <= self.responses.keys() else None,
+            timeout,
+            lambda: f"{len(wanted - self.responses.keys())} requests unanswered after {timeout}s",
+        )
 
     def call(self, method: str, params: Any = None, timeout: float = 60) -> dict:
         request_id = self.request(method, params)
         return self.wait_for([request_id], timeout)[request_id]
 
-    def wait_for_notification(self, method: str, predicate=lambda params: True, timeout: float = 300) -> dict:
+    def wait_for_notification(
+        self, method: str, predicate=lambda params: True, timeout: float = 300, after: int = 0
+    ) -> dict:
+        """The params of the first `method` notification from index `after` on that `predicate` accepts."""
+        seen = after
+
+        def found():
+            nonlocal seen
+            for message in self.notifications[seen:]:
+                if message.get("method") == method and predicate(message.get("params")):
+                    return message["params"]
+            seen = len(self.notifications)
+            return None
+
+        return self._wait_until(found, timeout, lambda: f"no {method} after {timeout}s")
+
+    def _wait_until(self, found, timeout: float, missing):
+        """`found()`'s first result that is not None, waiting for messages up to `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        seen = 0
         with self._changed:
-            while True:
-                for message in self.notifications[seen:]:
-                    if message.get("method") == method and predicate(message.get("params")):
-                        return message["params"]
-                seen = len(self.notifications)
+            while (result := found()) is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"no {method} after {timeout}s")
+                    raise TimeoutError(missing())
                 if self.process.poll() is not None:
                     raise ServerExited(f"server exited with {self.process.returncode}: {self.stderr()}")
                 self._changed.wait(min(left, 0.2))
+            return result
 
     def stderr(self) -> str:
         return "".join(self.stderr_tail[-40:])

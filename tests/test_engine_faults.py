@@ -39,16 +39,13 @@ def server(tmp_path, test_model_dir):
     client.process.wait()
 
 
-def _statuses(client):
-    return [n["params"] for n in client.notifications if n["method"] == "fimls/status"]
+def _statuses(client, after: int = 0):
+    return [n["params"] for n in client.notifications[after:] if n["method"] == "fimls/status"]
 
 
-def _next_status(client, seen: int, states=("ready", "error")):
-    """The first status in `states` after the first `seen` statuses."""
-    return client.wait_for_notification(
-        "fimls/status", lambda p: p["state"] in states and len(_statuses(client)) > seen and p in _statuses(client)[seen:],
-        timeout=300,
-    )
+def _next_status(client, after: int, states=("ready", "error")):
+    """The first status in `states` among the notifications from index `after` on."""
+    return client.wait_for_notification("fimls/status", lambda p: p["state"] in states, timeout=300, after=after)
 
 
 def _complete(client) -> list:
@@ -75,19 +72,19 @@ def _configure(client, **settings):
 def test_a_failing_generation_is_reported_answered_empty_and_recovered_from(server, fault, reported):
     good = _complete(server)
     assert good, "the test model completes this prompt"
-    seen = len(_statuses(server))
+    seen = len(server.notifications)
     server.fault.write_text(fault)
     assert _complete(server) == []
     status = _next_status(server, seen)
     assert status["state"] == "error" and reported in status["message"], status
     assert any(reported in message for message in _messages(server))
     assert _complete(server) == []  # still failing: still an answer, no second alarm
-    assert sum(1 for s in _statuses(server)[seen:] if s["state"] == "error") == 1
+    assert sum(1 for s in _statuses(server, seen) if s["state"] == "error") == 1
     stats = server.call("fimls/stats")["result"]
     assert stats["errors"] == 2 and stats["state"] == "error"
 
     server.fault.unlink()  # the cause is gone
-    seen = len(_statuses(server))
+    seen = len(server.notifications)
     assert _complete(server) == good
     assert _next_status(server, seen)["state"] == "ready"
     assert server.process.poll() is None
@@ -108,7 +105,7 @@ def test_missing_corrupt_and_unsupported_models_are_reported_and_a_good_model_re
         (str(corrupt), "could not load"),
         (str(unsupported), ""),
     ]:
-        seen = len(_statuses(server))
+        seen = len(server.notifications)
         _configure(server, model=model)
         status = _next_status(server, seen)
         assert status["state"] == "error" and reported in status["message"], (model, status)
@@ -116,7 +113,7 @@ def test_missing_corrupt_and_unsupported_models_are_reported_and_a_good_model_re
         assert _complete(server) == []
         assert server.process.poll() is None
 
-    seen = len(_statuses(server))
+    seen = len(server.notifications)
     _configure(server, model=str(test_model_dir))
     assert _next_status(server, seen)["state"] == "ready"
     assert _complete(server) == good

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,13 @@ def run_fimls(*args: str, cwd: Path | None = None, timeout: float = 600) -> subp
     return subprocess.run(
         [sys.executable, "-m", "fimls", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env
     )
+
+
+def wait_for(condition, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Poll `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False

@@ -2,10 +2,10 @@
 prompt; snippets are packed within exact budgets in the documented format."""
 
 import os
-import time
 
 import pytest
 
+from conftest import wait_for
 from fimls.context.builder import ContextBuilder, pack, reciprocal_rank_fusion
 from fimls.context.candidates import Candidate
 from fimls.context.languages import path_comment
@@ -22,15 +22,6 @@ def _built(root):
     builder = ContextBuilder(_index(root))
     builder.build()
     return builder.index, builder
-
-
-def _wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -70,16 +61,16 @@ def test_index_follows_real_file_events(repo):
     index.watch()
     try:
         (repo / "pkg" / "shapes.py").write_text("def square(x):\n    return x * x\n")
-        assert _wait_for(lambda: "pkg/shapes.py" in index.files)
+        assert wait_for(lambda: "pkg/shapes.py" in index.files)
         (repo / "pkg" / "shapes.py").write_text("def cube(x):\n    return x * x * x\n")
-        assert _wait_for(lambda: "cube" in index.files["pkg/shapes.py"].text)
+        assert wait_for(lambda: "cube" in index.files["pkg/shapes.py"].text)
         os.rename(repo / "pkg" / "shapes.py", repo / "pkg" / "solids.py")
-        assert _wait_for(lambda: "pkg/solids.py" in index.files and "pkg/shapes.py" not in index.files)
+        assert wait_for(lambda: "pkg/solids.py" in index.files and "pkg/shapes.py" not in index.files)
         os.remove(repo / "pkg" / "solids.py")
-        assert _wait_for(lambda: "pkg/solids.py" not in index.files)
+        assert wait_for(lambda: "pkg/solids.py" not in index.files)
         (repo / "generated" / "new.py").write_text("x = 1\n")  # ignored: never indexed
         (repo / "late.py").write_text("y = 2\n")
-        assert _wait_for(lambda: "late.py" in index.files)
+        assert wait_for(lambda: "late.py" in index.files)
         assert "generated/new.py" not in index.files
     finally:
         index.stop()

@@ -11,6 +11,7 @@ import time
 import psutil
 import pytest
 
+from conftest import wait_for
 from fimls.context.workspace import WorkspaceIndex
 from fimls.settings import SECRET_GLOBS
 
@@ -41,20 +42,22 @@ def _snapshot(index):
     return {path: (entry.language, entry.text) for path, entry in index.files.items()}
 
 
+def _equals_a_fresh_scan(index, root) -> bool:
+    fresh = _index(root)
+    fresh.scan()
+    return _snapshot(index) == _snapshot(fresh)
+
+
 def _settles_to_a_fresh_scan(index, root, timeout=20.0):
     """True once the watched index equals a new scan of the same tree (and stays so briefly)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fresh = _index(root)
-        fresh.scan()
-        if _snapshot(index) == _snapshot(fresh):
-            time.sleep(0.5)  # late events must not undo it
-            fresh = _index(root)
-            fresh.scan()
-            if _snapshot(index) == _snapshot(fresh):
-                return True
-        time.sleep(0.2)
-    return False
+
+    def settled() -> bool:
+        if not _equals_a_fresh_scan(index, root):
+            return False
+        time.sleep(0.5)  # late events must not undo it
+        return _equals_a_fresh_scan(index, root)
+
+    return wait_for(settled, timeout, interval=0.2)
 
 
 @pytest.fixture

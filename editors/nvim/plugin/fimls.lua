@@ -3,12 +3,17 @@ if vim.g.loaded_fimls then
 end
 vim.g.loaded_fimls = true
 
-if vim.fn.has('nvim-0.11') == 0 then
-  vim.notify('fimls: Neovim 0.11 or newer is needed (vim.lsp.enable)', vim.log.levels.WARN)
+if vim.fn.has('nvim-0.10') == 0 then
+  vim.notify('fimls: Neovim 0.10 or newer is needed', vim.log.levels.WARN)
   return
 end
 
-vim.lsp.enable('fimls')
+local options = vim.g.fimls or {}
+if vim.lsp.enable ~= nil then
+  vim.lsp.enable('fimls')
+else
+  require('fimls.start').setup(options.lsp)
+end
 
 if vim.lsp.inline_completion ~= nil then
   -- Neovim 0.12+: the built-in inline completion shows and accepts fimls' items.
@@ -21,5 +26,5 @@ if vim.lsp.inline_completion ~= nil then
     end,
   })
 else
-  require('fimls.inline').setup(vim.g.fimls or {})
+  require('fimls.inline').setup(options)
 end

@@ -1,4 +1,4 @@
--- Inline completion for Neovim 0.11, which has no vim.lsp.inline_completion: request
+-- Inline completion for Neovim 0.10 and 0.11, which have no vim.lsp.inline_completion: request
 -- textDocument/inlineCompletion while typing in Insert mode, show the item as ghost text with an
 -- extmark, accept it with a key (running the item's command, which counts the acceptance), and
 -- dismiss it when the cursor moves away or Insert mode ends.
@@ -9,6 +9,29 @@ local M = {
 
 local state = {} -- bufnr -> { client, request_id, item, ghost, tick, cursor }
 
+local has_011 = vim.fn.has('nvim-0.11') == 1
+
+-- 0.11 made client methods take self (client:request); on 0.10 they are plain functions.
+local function client_call(client, method, ...)
+  if has_011 then
+    return client[method](client, ...)
+  end
+  return client[method](...)
+end
+
+-- Byte offset of an LSP character offset; 0.10's vim.str_byteindex knows only UTF-32/UTF-16 and
+-- raises past the end of the line, where the item's range may legitimately point.
+local function byte_index(line, encoding, index)
+  if has_011 then
+    return vim.str_byteindex(line, encoding, index, false)
+  end
+  if encoding == 'utf-8' then
+    return math.min(index, #line)
+  end
+  local ok, byte = pcall(vim.str_byteindex, line, index, encoding == 'utf-16')
+  return ok and byte or #line
+end
+
 local function fimls_client(buf)
   return vim.lsp.get_clients({ bufnr = buf, name = 'fimls' })[1]
 end
@@ -16,7 +39,7 @@ end
 function M.clear(buf)
   local s = state[buf]
   if s and s.request_id and s.client then
-    s.client:cancel_request(s.request_id)
+    client_call(s.client, 'cancel_request', s.request_id)
   end
   vim.api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
   state[buf] = nil
@@ -29,8 +52,8 @@ local function ghost_of(buf, item, encoding)
     return item.insertText
   end
   local line = vim.api.nvim_buf_get_lines(buf, range.start.line, range.start.line + 1, false)[1] or ''
-  local from = vim.str_byteindex(line, encoding, range.start.character, false)
-  local to = vim.str_byteindex(line, encoding, range['end'].character, false)
+  local from = byte_index(line, encoding, range.start.character)
+  local to = byte_index(line, encoding, range['end'].character)
   local existing = line:sub(from + 1, to)
   if item.insertText:sub(1, #existing) ~= existing then
     return nil
@@ -62,7 +85,7 @@ function M.request(buf)
   params.context = { triggerKind = 2 }
   local s = { client = client, tick = vim.b[buf].changedtick, cursor = vim.api.nvim_win_get_cursor(win) }
   state[buf] = s
-  local ok, id = client:request('textDocument/inlineCompletion', params, function(err, result)
+  local ok, id = client_call(client, 'request', 'textDocument/inlineCompletion', params, function(err, result)
     if state[buf] ~= s then
       return -- superseded by a newer keystroke
     end
@@ -100,7 +123,7 @@ function M.accept(buf)
   local last = #lines == 1 and col + #lines[1] or #lines[#lines]
   vim.api.nvim_win_set_cursor(0, { row + #lines, last })
   if item.command then
-    client:request('workspace/executeCommand', { command = item.command.command, arguments = item.command.arguments }, function() end, buf)
+    client_call(client, 'request', 'workspace/executeCommand', { command = item.command.command, arguments = item.command.arguments }, function() end, buf)
   end
   return true
 end

@@ -69,14 +69,16 @@ def make_cases(repo: Path, max_cases: int, seed: int = 0) -> list[dict[str, Any]
 
 
 def _language_of_case(path: str) -> str | None:
-    from fimls.context import imports_js
+    from fimls.context import imports_c, imports_js
 
     if path.endswith(".py"):
         return "python"
     if imports_js.is_source(path) and not path.endswith(".d.ts"):
         return "javascript"
-    if path.endswith(".go"):
-        return "go"
+    if path.endswith((".go", ".rs", ".java")):
+        return path.rsplit(".", 1)[1]
+    if imports_c.is_source(path):
+        return "c"
     return None
 
 
@@ -93,13 +95,13 @@ def _python_golds(path, text, index, builder) -> list[tuple[str, str, int, int]]
 
 
 def _other_golds(path, text, index, builder) -> list[tuple[str, str, int, int]]:
-    """JS/TS and Go: every name the file reaches through its imports (or its Go package) and uses."""
+    """Other languages: every name the file reaches through its imports (or package) and uses."""
     from fimls.context.candidates import identifiers
     from fimls.context.imports import REEXPORT_DEPTH, definition, imported_names
 
     text_of = lambda p: index.files[p].text if p in index.files else None  # noqa: E731
     order = {name: i for i, name in enumerate(identifiers(text))}
-    pairs = imported_names(path, text, order, text_of, builder.paths_named, builder.files_in, builder.folders)
+    pairs = imported_names(path, text, order, text_of, builder.paths_named, builder.files_in, builder.folders, builder.files_named)
     golds = {}
     for target, name in dict.fromkeys(pairs):
         if name in golds:
@@ -112,15 +114,15 @@ def _other_golds(path, text, index, builder) -> list[tuple[str, str, int, int]]:
 
 def _in_import(text: str, offset: int) -> bool:
     line = text[text.rfind("\n", 0, offset) + 1 : text.find("\n", offset) if "\n" in text[offset:] else len(text)]
-    return line.lstrip().startswith(("import ", "from ", "export ", "package ", '"'))
+    return line.lstrip().startswith(("import ", "from ", "export ", "package ", '"', "use ", "pub use ", "mod ", "#include"))
 
 
 def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: list[str]) -> dict[str, Any]:
     from fimls.context.window import window_lines, window_parts
     from fimls.settings import Settings
-    from fimls.testmodel import token_counter
+    from fimls.testmodel import token_counters
 
-    count_tokens = token_counter()
+    count_tokens, _ = token_counters()
     settings = Settings()
     index, builder = _index(repo)
     results = []

@@ -17,11 +17,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from fimls.context.bm25 import BM25Index
-from fimls.context.candidates import Candidate
-from fimls.context.imports import imports_search, module_stem
-from fimls.context.jaccard import jaccard_search
+from fimls.context.candidates import Candidate, lines_before
+from fimls.context import imports, jaccard
 from fimls.context.languages import path_comment
 from fimls.context.prompt import Snippet, TokenCounter
+from fimls.context.token_counts import BatchTokenCounter, RememberedCounts
 from fimls.context.workspace import IndexedFile, WorkspaceIndex
 
 RANKERS = ("fused", "imports", "jaccard", "bm25", "none")
@@ -71,15 +71,25 @@ def reciprocal_rank_fusion(lists: list[list[Candidate]]) -> list[Candidate]:
 SMALLEST_USEFUL_SNIPPET = 24  # tokens; with less room left, packing stops counting
 
 
-def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter) -> tuple[Snippet, ...]:
+def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter, prefetch=None) -> tuple[Snippet, ...]:
     """The best candidates that fit `budget` tokens together, best last (nearest the cursor)."""
+    snippets = [
+        Snippet(c.path, path_comment(c.path) + (c.text if c.text.endswith("\n") else c.text + "\n"), c.start_line, c.end_line)
+        for c in candidates
+    ]
+    # A byte-level BPE never merges across whitespace, so a text has at least as many tokens as
+    # whitespace-separated words: a snippet with more words than the room left is skipped without
+    # tokenizing it (tokenizing candidates is most of the cost of packing).
+    words = [len(snippet.text.split()) for snippet in snippets]
+    if prefetch is not None:
+        prefetch([snippet.text for snippet, n in zip(snippets, words) if n <= budget])
     chosen: list[Snippet] = []
     used = 0
-    for candidate in candidates:
+    for snippet, least in zip(snippets, words):
         if budget - used < SMALLEST_USEFUL_SNIPPET:
             break
-        text = candidate.text if candidate.text.endswith("\n") else candidate.text + "\n"
-        snippet = Snippet(candidate.path, path_comment(candidate.path) + text, candidate.start_line, candidate.end_line)
+        if used + least > budget:
+            continue
         cost = count_tokens(snippet.text)
         if used + cost <= budget:
             chosen.append(snippet)
@@ -105,6 +115,8 @@ class ContextBuilder:
         self._others_changed = False
         self._modules: dict[str, set[str]] = {}  # module stem -> paths, for resolving imports
         self._folders: dict[str, set[str]] = {}  # folder -> paths (a Go package is a folder)
+        self._names: dict[str, set[str]] = {}  # file name -> paths (Java classes, C headers, crates)
+        self._counts: RememberedCounts | None = None
         index.subscribe(self._on_change)
 
     def _on_change(self, path: str, entry: IndexedFile | None) -> None:
@@ -121,7 +133,9 @@ class ContextBuilder:
     def _track_module(self, path: str, present: bool) -> None:
         folder = self._folders.setdefault(path.rsplit("/", 1)[0] if "/" in path else "", set())
         (folder.add if present else folder.discard)(path)
-        stem = module_stem(path)
+        named = self._names.setdefault(path.rsplit("/", 1)[-1], set())
+        (named.add if present else named.discard)(path)
+        stem = imports.module_stem(path)
         if stem is None:
             return
         paths = self._modules.setdefault(stem, set())
@@ -134,6 +148,10 @@ class ContextBuilder:
     def files_in(self, folder: str):
         """Indexed files directly in `folder` (root-relative, "" for the root)."""
         return self._folders.get(folder, ())
+
+    def files_named(self, name: str):
+        """Indexed files called `name`, in any folder."""
+        return self._names.get(name, ())
 
     def folders(self):
         return self._folders.keys()
@@ -149,6 +167,8 @@ class ContextBuilder:
             self.bm25.update(path, entry.text)
         with self._lock:
             self._pending.clear()
+            # The scan touched every file; none of them was edited by the user.
+            self._recent.clear()
 
     def _catch_up(self, current: str) -> None:
         """Re-index changed files, except the one being typed in (that would cost every keystroke)."""
@@ -159,6 +179,21 @@ class ContextBuilder:
             entry = self.index.files.get(path)
             self.bm25.update(path, entry.text if entry else None)
 
+    def _reader(self, current: str, text: str):
+        def text_of(path: str) -> str | None:
+            if path == current:
+                return text
+            entry = self.index.files.get(path)
+            return entry.text if entry else None
+
+        return text_of
+
+    def prepare(self, current: str, text: str) -> None:
+        """Work the first request in a file would otherwise do, done when it opens: parse it and
+        the files its imports reach, and read its blocks for the Jaccard ranker."""
+        imports.warm(current, text, self._reader(current, text), self.paths_named, self.files_in, self.folders, self.files_named)
+        jaccard.warm(current, text)
+
     def candidates(
         self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], neighbours=None
     ) -> list[Candidate]:
@@ -168,31 +203,26 @@ class ContextBuilder:
         def in_window(path: str, start: int, end: int) -> bool:
             return path == current and start < window[1] and window[0] < end
 
-        before_lines = text[:offset].splitlines()[-QUERY_LINES:]
-        query = "\n".join(before_lines)
+        query = lines_before(text, offset, QUERY_LINES)
 
-        def text_of(path: str) -> str | None:
-            if path == current:
-                return text
-            entry = self.index.files.get(path)
-            return entry.text if entry else None
-
+        text_of = self._reader(current, text)
         rankings = []
         if ranker in ("imports", "fused"):
-            rankings.append(imports_search(
+            rankings.append(imports.imports_search(
                 current, text, offset, text_of, self.paths_named, PER_RANKER, in_window,
-                files_in=self.files_in, folders=self.folders,
+                files_in=self.files_in, folders=self.folders, files_named=self.files_named,
             ))
         if ranker in ("jaccard", "fused"):
             paths = list(neighbours) if neighbours is not None else list(self.index.open_documents) + list(self._recent)
             texts = {p: source for p in paths + [current] if (source := text_of(p)) is not None}
-            rankings.append(jaccard_search(query, texts, PER_RANKER, in_window))
+            rankings.append(jaccard.jaccard_search(query, texts, PER_RANKER, in_window))
         if ranker in ("bm25", "fused"):
             rankings.append(self.bm25.search(query, PER_RANKER, in_window))
         return reciprocal_rank_fusion(rankings) if len(rankings) > 1 else (rankings[0] if rankings else [])
 
     def snippets(
-        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], budget: int, count_tokens: TokenCounter
+        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], budget: int,
+        count_tokens: TokenCounter, count_many: BatchTokenCounter | None = None,
     ) -> tuple[Snippet, ...]:
         if ranker == "none" or budget <= 0:
             return ()
@@ -204,6 +234,9 @@ class ContextBuilder:
             self._others_changed = False
         if fresh and self._sticky is not None and self._sticky.key == key:
             return self._sticky.snippets
-        chosen = pack(self.candidates(ranker, current, text, offset, window), budget, count_tokens)
+        counts = self._counts
+        if counts is None or not counts.serves(count_tokens, count_many):  # another model's tokenizer
+            counts = self._counts = RememberedCounts(count_tokens, count_many)
+        chosen = pack(self.candidates(ranker, current, text, offset, window), budget, counts)
         self._sticky = _Sticky(key, chosen)
         return chosen

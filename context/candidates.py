@@ -16,6 +16,17 @@ STOP = frozenset(
 )
 
 
+def lines_before(text: str, offset: int, count: int) -> str:
+    """The last `count` lines before `offset` (the cursor's own line so far included), found from
+    the end: splitting the whole prefix of a large file would cost more than the search."""
+    start = offset
+    for _ in range(count):
+        start = text.rfind("\n", 0, start)
+        if start < 0:
+            return text[:offset]
+    return text[start + 1 : offset]
+
+
 def identifiers(text: str) -> list[str]:
     return [t for t in IDENTIFIER.findall(text) if len(t) > 1 and t not in STOP]
 

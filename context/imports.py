@@ -1,21 +1,24 @@
 """The `imports` ranker: resolve the current file's imports to workspace files and take the
 definitions of the names used near the cursor (the whole definition when short, an outline of a
 long class). Parsed with tree-sitter's official grammars: Python here, JavaScript/TypeScript in
-imports_js.py, Go in imports_go.py; other languages fall back to the other rankers."""
+imports_js.py, Go in imports_go.py, Rust in imports_rust.py, Java in imports_java.py, C and C++
+in imports_c.py; other languages fall back to the other rankers."""
 
 from __future__ import annotations
 
 import posixpath
+from dataclasses import replace
 
-from fimls.context import imports_go, imports_js
-from fimls.context.candidates import Candidate, identifiers
+from fimls.context import imports_c, imports_go, imports_java, imports_js, imports_rust
+from fimls.context.candidates import Candidate, identifiers, lines_before
 from fimls.context.syntax import MAX_DEFINITION_LINES, Import, parse
 
 REEXPORT_DEPTH = 3  # barrel files re-exporting barrel files
+NEARBY_LINES = 40  # names used this near the cursor are the ones whose definitions are wanted
 
 
-def python_imports(source: str) -> list[Import]:
-    tree = parse("python", source)
+def python_imports(source: str, path: str | None = None) -> list[Import]:
+    tree = parse("python", source, path)
     found: list[Import] = []
     for node in tree.root_node.children:
         if node.type == "import_statement":
@@ -49,6 +52,12 @@ def definitions_of(path: str, source: str) -> dict[str, tuple[int, int, str]]:
         return imports_js.definitions(source, path)
     if path.endswith(".go"):
         return imports_go.definitions(source)
+    if path.endswith(".rs"):
+        return imports_rust.definitions(source)
+    if path.endswith(".java"):
+        return imports_java.definitions(source)
+    if imports_c.is_source(path):
+        return imports_c.definitions(source, path)
     return {}
 
 
@@ -134,16 +143,15 @@ def resolve_python_module(module: str, level: int, current: str, paths_named) ->
 
 def imports_search(
     current: str, text: str, offset: int, text_of, paths_named, limit: int, exclude=lambda path, start, end: False,
-    files_in=lambda folder: (), folders=lambda: (),
+    files_in=lambda folder: (), folders=lambda: (), files_named=lambda name: (),
 ) -> list[Candidate]:
     """`text_of(path)` gives an indexed file's text (or None); `paths_named(stem)` the Python
-    modules called `stem`; `files_in(folder)` the indexed files of a folder; `folders()` them all."""
-    before = text[:offset]
-    nearby_lines = before.splitlines()[-40:]
+    modules called `stem`; `files_in(folder)` the indexed files of a folder; `folders()` them all;
+    `files_named(name)` the indexed files called `name` (a file name, no folder)."""
     # Names used near the cursor, the nearest last.
-    order = {name: i for i, name in enumerate(identifiers("\n".join(nearby_lines)))}
+    order = {name: i for i, name in enumerate(identifiers(lines_before(text, offset, NEARBY_LINES)))}
     try:
-        wanted = imported_names(current, text, order, text_of, paths_named, files_in, folders)
+        wanted = imported_names(current, text, order, text_of, paths_named, files_in, folders, files_named)
     except Exception:  # a half-typed file must never break completion
         return []
     candidates: dict[tuple[str, str], Candidate] = {}
@@ -157,16 +165,47 @@ def imports_search(
         used_at = order.get(name, -1)
         score = 1.0 + used_at / (len(order) + 1) if used_at >= 0 else 0.5
         candidates[(where, name)] = Candidate(where, start, end, body, "imports", score)
-    return sorted(candidates.values(), key=lambda c: -c.score)[:limit]
+    return _without_repeats(sorted(candidates.values(), key=lambda c: -c.score))[:limit]
 
 
-def imported_names(current, text, order, text_of, paths_named, files_in, folders) -> list[tuple[str, str]]:
+def _without_repeats(ranked: list[Candidate]) -> list[Candidate]:
+    """A method of a short class, found by its own name and inside its class: the class alone,
+    placed where the better of the two was. (A long class is an outline without method bodies,
+    so there both stay.)"""
+    kept: list[Candidate] = []
+    for candidate in ranked:
+        for i, better in enumerate(kept):
+            if better.path == candidate.path and candidate.text in better.text:
+                break
+            if better.path == candidate.path and better.text in candidate.text:
+                kept[i] = replace(candidate, score=better.score)
+                break
+        else:
+            kept.append(candidate)
+    return kept
+
+
+def warm(current: str, text: str, text_of, paths_named, files_in, folders, files_named) -> None:
+    """Parse the current file and the files its imports reach, so that the first request in a
+    file just opened finds their definitions parsed."""
+    order = {name: i for i, name in enumerate(dict.fromkeys(identifiers(text)))}
+    try:
+        reached = dict.fromkeys(path for path, _ in imported_names(current, text, order, text_of, paths_named, files_in, folders, files_named))
+    except Exception:  # a half-typed file must never break completion
+        return
+    for path in reached:
+        source = text_of(path)
+        if source is not None:
+            cached_definitions(path, source)
+
+
+def imported_names(current, text, order, text_of, paths_named, files_in, folders, files_named) -> list[tuple[str, str]]:
     """(workspace path, name) pairs the current file can see through its imports, in import order.
     A namespace import (`import m`, `* as m`, a Go package) offers every name used near the cursor."""
     used = tuple(order)
     wanted: list[tuple[str, str]] = []
     if current.endswith((".py", ".pyi")):
-        for imported in python_imports(text):
+        for imported in python_imports(text, current):
             for path in resolve_python_module(imported.module, imported.level, current, paths_named)[:1]:
                 wanted += [(path, name) for name in imported.names or used]
             for name in imported.names:  # `from pkg import module`: the module itself
@@ -181,11 +220,26 @@ def imported_names(current, text, order, text_of, paths_named, files_in, folders
     elif current.endswith(".go"):
         for path in imports_go.same_package(current, files_in):
             wanted += [(path, name) for name in used]
-        for imported in imports_go.imports(text):
+        for imported in imports_go.imports(text, current):
             folder = imports_go.package_folder(imported.module, folders())
             if folder is not None and folder != posixpath.dirname(current):
                 for path in imports_go.files_of_package(folder, current, files_in):
                     wanted += [(path, name) for name in used]
+    elif current.endswith(".rs"):
+        exists = lambda path: text_of(path) is not None  # noqa: E731
+        crates = lambda: imports_rust.workspace_crates(files_named)  # noqa: E731
+        # An item imported by name brings its impl blocks' methods: those used are wanted too.
+        for path, names in imports_rust.reached(current, text, exists, crates, used):
+            wanted += [(path, name) for name in dict.fromkeys(names + used)]
+    elif current.endswith(".java"):
+        for imported in imports_java.imports(text, current):
+            for path in imports_java.resolve(imported, files_named, files_in, folders):  # the class, its members
+                wanted += [(path, name) for name in dict.fromkeys(imported.names + used)]
+        for path in imports_java.same_folder_files(current, files_in):  # its package: no import needed
+            wanted += [(path, name) for name in used]
+    elif imports_c.is_source(current):
+        for path in imports_c.reached_headers(current, text, text_of, files_named):
+            wanted += [(path, name) for name in used]
     return wanted
 
 

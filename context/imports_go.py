@@ -10,9 +10,9 @@ import posixpath
 from fimls.context.syntax import Import, parse, snippet
 
 
-def imports(source: str) -> list[Import]:
+def imports(source: str, path: str | None = None) -> list[Import]:
     found = []
-    for node in parse("go", source).root_node.children:
+    for node in parse("go", source, path).root_node.children:
         if node.type != "import_declaration":
             continue
         specs = [c for c in node.named_children if c.type == "import_spec"]

@@ -26,7 +26,7 @@ def _string(node) -> str:
 
 def imports(source: str, path: str) -> list[Import]:
     found: list[Import] = []
-    root = parse(grammar(path), source).root_node
+    root = parse(grammar(path), source, path).root_node
     for node in root.children:
         if node.type == "import_statement":
             clause = next((c for c in node.named_children if c.type == "import_clause"), None)

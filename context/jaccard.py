@@ -1,56 +1,106 @@
 """Copilot's neighbouring-tabs ranker: 60-line windows of open and recently edited files, scored
-by the Jaccard similarity of their identifiers with the lines before the cursor."""
+by the Jaccard similarity of their identifiers with the lines before the cursor.
+
+A window is six 10-line blocks. Identifier sets are kept per block, keyed by the block's text, so
+a keystroke re-reads one block of the file being typed in, not every window of it; a window's
+intersection with the query is the union of its blocks' (small) intersections, and its size is
+remembered per run of block texts."""
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
 
 from fimls.context.candidates import Candidate, identifiers
 
 WINDOW_LINES = 60
 STEP_LINES = 10
+BLOCKS_PER_WINDOW = WINDOW_LINES // STEP_LINES
+BLOCKS_CACHED = 16384  # about 160,000 lines of open and recent files
+FILES_CACHED = 64
 
 
-_windows_cache: dict[str, tuple[str, list[tuple[int, int, frozenset]]]] = {}
-WINDOWS_CACHED = 64
+class _File:
+    """A text's blocks, their identifier sets and the sizes of its windows' identifier sets."""
+
+    def __init__(self, text: str, lines: list[str]):
+        self.text = text
+        self.line_count = len(lines)
+        self.blocks = ["".join(lines[i : i + STEP_LINES]) for i in range(0, len(lines), STEP_LINES)] or [""]
+        self.sets = [_block_identifiers(block) for block in self.blocks]
+        self.sizes = [_window_size(self, i) for i in range(max(1, len(self.blocks) - BLOCKS_PER_WINDOW + 1))]
+
+    def window_text(self, start_line: int) -> str:
+        first = start_line // STEP_LINES
+        return "".join(self.blocks[first : first + BLOCKS_PER_WINDOW])
 
 
-def _windows(path: str, text: str) -> list[tuple[int, int, frozenset]]:
-    """A file's windows and their identifier sets, computed again only for a new text."""
-    hit = _windows_cache.get(path)
-    if hit is not None and hit[0] is text:
-        return hit[1]
-    lines = text.splitlines(keepends=True)
-    windows = []
-    for start in range(0, max(1, len(lines) - WINDOW_LINES + STEP_LINES), STEP_LINES):
-        end = min(len(lines), start + WINDOW_LINES)
-        windows.append((start, end, frozenset(identifiers("".join(lines[start:end])))))
-    if len(_windows_cache) >= WINDOWS_CACHED:
-        _windows_cache.pop(next(iter(_windows_cache)))
-    _windows_cache[path] = (text, windows)
-    return windows
+_blocks: OrderedDict[str, frozenset] = OrderedDict()
+_sizes: OrderedDict[tuple[str, ...], int] = OrderedDict()
+_files: dict[str, _File] = {}
+_lock = threading.Lock()
+
+
+def _remember(cache: OrderedDict, key, value, limit: int):
+    cache[key] = value
+    if len(cache) > limit:
+        cache.popitem(last=False)
+    return value
+
+
+def _block_identifiers(block: str) -> frozenset:
+    found = _blocks.get(block)
+    if found is None:
+        return _remember(_blocks, block, frozenset(identifiers(block)), BLOCKS_CACHED)
+    _blocks.move_to_end(block)
+    return found
+
+
+def _window_size(file: _File, first: int) -> int:
+    key = tuple(file.blocks[first : first + BLOCKS_PER_WINDOW])
+    size = _sizes.get(key)
+    if size is None:
+        size = _remember(_sizes, key, len(frozenset().union(*file.sets[first : first + BLOCKS_PER_WINDOW])), BLOCKS_CACHED)
+    return size
+
+
+def _file(path: str, text: str) -> _File:
+    found = _files.get(path)
+    if found is None or found.text is not text:
+        if len(_files) >= FILES_CACHED:
+            _files.pop(next(iter(_files)))
+        found = _files[path] = _File(text, text.splitlines(keepends=True))
+    return found
+
+
+def warm(path: str, text: str) -> None:
+    with _lock:
+        _file(path, text)
 
 
 def jaccard_search(query: str, files: dict[str, str], limit: int, exclude=lambda path, start, end: False) -> list[Candidate]:
     wanted = frozenset(identifiers(query))
     if not wanted:
         return []
-    scored = []
-    for path, text in files.items():
-        for start, end, window in _windows(path, text):
-            if exclude(path, start, end):
-                continue
-            union = len(wanted | window)
-            score = len(wanted & window) / union if union else 0.0
-            if score > 0:
-                scored.append(Candidate(path, start, end, "", "jaccard", score))
-    scored.sort(key=lambda c: -c.score)
+    with _lock:  # the caches are shared by concurrent requests
+        opened = {path: _file(path, text) for path, text in files.items()}
+    scored = []  # (score, path, first block), Candidates made only for the kept ones
+    for path, file in opened.items():
+        shared = [wanted & block for block in file.sets]
+        for first, size in enumerate(file.sizes):
+            parts = shared[first : first + BLOCKS_PER_WINDOW]
+            if any(parts):
+                inter = len(frozenset().union(*parts))
+                scored.append((inter / (len(wanted) + size - inter), path, first))
+    scored.sort(key=lambda item: -item[0])
     best: list[Candidate] = []
-    for candidate in scored:  # overlapping windows of one file: keep the best
-        if not any(candidate.overlaps(b.path, b.start_line, b.end_line) for b in best):
-            best.append(candidate)
+    for score, path, first in scored:
+        start = first * STEP_LINES
+        end = min(opened[path].line_count, start + WINDOW_LINES)
+        # Overlapping windows of one file: keep the best.
+        if exclude(path, start, end) or any(b.overlaps(path, start, end) for b in best):
+            continue
+        best.append(Candidate(path, start, end, opened[path].window_text(start), "jaccard", score))
         if len(best) == limit:
             break
-    # Only the kept windows' text is cut out.
-    return [
-        Candidate(c.path, c.start_line, c.end_line, "".join(files[c.path].splitlines(keepends=True)[c.start_line : c.end_line]), c.ranker, c.score)
-        for c in best
-    ]
+    return best

@@ -40,7 +40,9 @@ def complete_text(
     )
     if context is not None and context_tokens > 0:
         window = window_lines(text, offset, parts)
-        snippets = context.snippets(settings.ranker, path, text, offset, window, context_tokens, engine.count_tokens)
+        snippets = context.snippets(
+            settings.ranker, path, text, offset, window, context_tokens, engine.count_tokens, engine.count_tokens_many
+        )
         parts = replace(parts, snippets=snippets)
     rules = rules_for_cursor(line_before(text[:offset]), line_after(text[offset:]))
     return engine.complete(

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from lsprotocol import types
@@ -43,6 +44,8 @@ class FimlsServer(LanguageServer):
         self.loading: asyncio.Task | None = None
         self.item_ids = itertools.count(1)
         self.index = None  # the WorkspaceIndex, once initialize names a root
+        # One thread for work done ahead of requests (parsing what a just-opened file imports).
+        self.preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fimls-prepare")
 
     @property
     def settings(self) -> Settings:
@@ -212,6 +215,16 @@ def _is_user_error(error: Exception) -> bool:
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def on_did_open(ls: FimlsServer, params: types.DidOpenTextDocumentParams) -> None:
     _sync_index(ls, params.text_document.uri)
+    document, context = open_document(ls, params.text_document.uri), ls.service.context
+    if document is not None and context is not None:
+        ls.preparing.submit(_prepare_context, context, display_path(document.path, ls.workspace.root_path), document.source)
+
+
+def _prepare_context(context, path: str, text: str) -> None:
+    try:
+        context.prepare(path, text)
+    except Exception:  # ahead-of-time work only: the request will do it again and report
+        log.exception("preparing the context of %s failed", path)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)

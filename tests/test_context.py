@@ -3,6 +3,8 @@ prompt; snippets are packed within exact budgets in the documented format."""
 
 import os
 
+from pathlib import Path
+
 import pytest
 
 from conftest import wait_for
@@ -106,8 +108,9 @@ def test_imports_ranker_finds_the_definition_used_at_the_cursor(repo, engine):
 
 
 def _names_found(builder, current, text):
+    """(path, line) of every line of the imports ranker's candidates."""
     candidates = builder.candidates("imports", current, text, len(text), (0, text.count("\n") + 1))
-    return [(c.path, c.text.splitlines()[0]) for c in candidates]
+    return [(c.path, line) for c in candidates for line in c.text.splitlines()]
 
 
 def test_imports_ranker_resolves_typescript_through_extensions_index_files_and_reexports(tmp_path):
@@ -147,6 +150,97 @@ def test_imports_ranker_resolves_go_packages_and_the_files_of_the_same_package(t
     assert ("internal/store/store.go", "type Item struct {") in found
     assert ("cart.go", "func total(prices []int) int {") in found  # same package, no import needed
     assert all(path != "cart_test.go" for path, _ in found)  # tests are not part of the package build
+
+
+def test_imports_ranker_resolves_rust_crate_paths_child_modules_and_other_workspace_crates(tmp_path):
+    root = tmp_path / "rs"
+    (root / "app" / "src" / "net").mkdir(parents=True)
+    (root / "util-kit" / "src").mkdir(parents=True)
+    (root / "app" / "src" / "net" / "mod.rs").write_text("pub mod client;\n\npub const PORT: u16 = 8080;\n")
+    (root / "app" / "src" / "net" / "client.rs").write_text(
+        "pub struct Client {\n    pub host: String,\n}\n\nimpl Client {\n    pub fn connect(&self) -> bool {\n        true\n    }\n}\n"
+    )
+    (root / "app" / "src" / "config.rs").write_text("pub fn load(path: &str) -> String {\n    path.to_string()\n}\n")
+    (root / "util-kit" / "src" / "lib.rs").write_text("pub fn clamp(x: i32, lo: i32, hi: i32) -> i32 {\n    x.max(lo).min(hi)\n}\n")
+    (root / "app" / "src" / "unrelated.rs").write_text("pub fn load() {}\n")
+    _, builder = _built(root)
+    text = (
+        "mod config;\nmod net;\n\nuse crate::net::{client::Client, PORT};\nuse util_kit::clamp;\nuse std::io;\n\n"
+        "fn main() {\n    let c = Client { host: config::load(\"x\") };\n    c.connect();\n    clamp(PORT as i32, 0, 1);\n"
+    )
+    found = _names_found(builder, "app/src/main.rs", text)
+    assert ("app/src/net/client.rs", "pub struct Client {") in found
+    assert ("app/src/net/client.rs", "    pub fn connect(&self) -> bool {") in found  # a method of its impl
+    assert ("app/src/net/mod.rs", "pub const PORT: u16 = 8080;") in found
+    assert ("app/src/config.rs", "pub fn load(path: &str) -> String {") in found  # a child module
+    assert ("util-kit/src/lib.rs", "pub fn clamp(x: i32, lo: i32, hi: i32) -> i32 {") in found  # another crate
+    assert all(path != "app/src/unrelated.rs" for path, _ in found)
+
+
+def test_imports_ranker_resolves_java_imports_wildcards_and_the_same_package(tmp_path):
+    root = tmp_path / "java"
+    base = root / "src" / "main" / "java" / "com" / "shop"
+    (base / "model").mkdir(parents=True)
+    (base / "model" / "Item.java").write_text(
+        "package com.shop.model;\n\npublic class Item {\n    private final int price;\n\n"
+        "    public int getPrice() {\n        return price;\n    }\n}\n"
+    )
+    (base / "model" / "Money.java").write_text("package com.shop.model;\n\npublic record Money(long cents) {}\n")
+    (base / "Cart.java").write_text("package com.shop;\n\npublic interface Cart {\n    void add(Object item);\n}\n")
+    (root / "src" / "main" / "java" / "other" / "Item.java").parent.mkdir(parents=True)
+    (root / "src" / "main" / "java" / "other" / "Item.java").write_text("package other;\n\npublic class Item {}\n")
+    _, builder = _built(root)
+    text = (
+        "package com.shop;\n\nimport com.shop.model.Item;\nimport com.shop.model.*;\nimport java.util.List;\n\n"
+        "public class App {\n    int total(Item item, Cart cart, Money money) {\n        return item.getPrice("
+    )
+    found = _names_found(builder, "src/main/java/com/shop/App.java", text)
+    assert ("src/main/java/com/shop/model/Item.java", "public class Item {") in found
+    assert ("src/main/java/com/shop/model/Item.java", "    public int getPrice() {") in found
+    assert ("src/main/java/com/shop/model/Money.java", "public record Money(long cents) {}") in found  # wildcard
+    assert ("src/main/java/com/shop/Cart.java", "public interface Cart {") in found  # same package
+    assert all(path != "src/main/java/other/Item.java" for path, _ in found)
+
+
+def test_imports_ranker_follows_c_and_cpp_includes_into_headers(tmp_path):
+    root = tmp_path / "c"
+    (root / "include" / "geo").mkdir(parents=True)
+    (root / "src").mkdir()
+    (root / "include" / "geo" / "point.h").write_text(
+        "#ifndef GEO_POINT_H\n#define GEO_POINT_H\n#include \"geo/types.h\"\n\n"
+        "typedef struct point {\n    real x, y;\n} point_t;\n\nreal point_distance(const point_t *a, const point_t *b);\n#endif\n"
+    )
+    (root / "include" / "geo" / "types.h").write_text("#pragma once\n#define GEO_EPSILON 1e-9\ntypedef double real;\n")
+    (root / "src" / "shape.hpp").write_text(
+        "#pragma once\nnamespace geo {\nclass Shape {\n public:\n    virtual double area() const = 0;\n};\n}\n"
+    )
+    (root / "src" / "unrelated.h").write_text("real point_distance(void);\n")
+    _, builder = _built(root)
+    text = (
+        '#include <geo/point.h>\n#include "shape.hpp"\n#include <stdio.h>\n\n'
+        "double f(const geo::Shape &s, point_t *a, point_t *b) {\n    if (point_distance(a, b) < GEO_EPSILON) return s.area("
+    )
+    found = _names_found(builder, "src/main.cpp", text)
+    assert ("include/geo/point.h", "real point_distance(const point_t *a, const point_t *b);") in found
+    assert ("include/geo/point.h", "typedef struct point {") in found
+    assert ("include/geo/types.h", "#define GEO_EPSILON 1e-9") in found  # included by the included header
+    assert ("src/shape.hpp", "class Shape {") in found  # quoted: next to the file
+    assert all(path != "src/unrelated.h" for path, _ in found)
+
+
+def test_incremental_reparse_of_a_typed_file_equals_a_full_parse():
+    import random
+
+    from fimls.context.syntax import parse, parser
+
+    text = (Path(__file__).parent.parent / "context" / "builder.py").read_text()
+    rng = random.Random(7)
+    for _ in range(150):  # keystrokes, pastes, deletions, unbalanced brackets and quotes, non-ASCII
+        start = rng.randrange(len(text) + 1)
+        end = min(len(text), start + rng.choice([0, 0, 1, 5, 40]))
+        text = text[:start] + rng.choice(["", "x", "(", '"""', "\n    ", "é", "😀", "def f(:\n"]) + text[end:]
+        incremental = parse("python", text, "typed.py")
+        assert str(incremental.root_node) == str(parser("python").parse(text.encode()).root_node)
 
 
 @pytest.mark.parametrize("budget", [0, 20, 60, 200, 1000])
@@ -222,3 +316,10 @@ def test_eval_harness_makes_typescript_and_go_cases(tmp_path):
     cases = make_cases(go, 10)
     assert {(c["file"], c["name"], c["gold_path"], c["gold_start"]) for c in cases} == {("main.go", "double", "util.go", 2)}
     assert (go / "main.go").read_text()[: cases[0]["offset"]].endswith("double(")
+    rust = tmp_path / "rust" / "src"
+    rust.mkdir(parents=True)
+    (rust / "geometry.rs").write_text("pub fn area(w: f64, h: f64) -> f64 {\n    w * h\n}\n")
+    (rust / "main.rs").write_text("mod geometry;\nuse crate::geometry::area;\n\nfn main() {\n    println!(\"{}\", area(2.0, 3.0));\n}\n")
+    assert {(c["file"], c["name"], c["gold_path"], c["gold_start"]) for c in make_cases(rust.parent, 10)} == {
+        ("src/main.rs", "area", "src/geometry.rs", 0),
+    }

@@ -44,7 +44,8 @@ local function main()
 
   local line = tonumber(env.FIMLS_LINE)
   vim.api.nvim_win_set_cursor(0, { line, 0 })
-  local ns = require('fimls.inline').ns
+  -- 0.12+ shows the ghost text with the built-in inline completion, older ones with the plugin's.
+  local ns = vim.lsp.inline_completion and vim.api.nvim_create_namespace('nvim.lsp.inline_completion') or require('fimls.inline').ns
 
   -- Keys are queued, not executed here: the main loop types them once this script returns, as it
   -- would a user's, so Insert mode and its autocommands run for real. Timers check what happened.

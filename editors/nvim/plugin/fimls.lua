@@ -16,7 +16,8 @@ else
 end
 
 if vim.lsp.inline_completion ~= nil then
-  -- Neovim 0.12+: the built-in inline completion shows and accepts fimls' items.
+  -- Neovim 0.12+: the built-in inline completion shows fimls' items and runs their command on
+  -- accept; the plugin only enables it for fimls' buffers and maps the accept key.
   vim.api.nvim_create_autocmd('LspAttach', {
     callback = function(args)
       local client = vim.lsp.get_client_by_id(args.data.client_id)
@@ -25,6 +26,12 @@ if vim.lsp.inline_completion ~= nil then
       end
     end,
   })
+  local accept_key = options.accept_key or '<Tab>'
+  vim.keymap.set('i', accept_key, function()
+    if not vim.lsp.inline_completion.get() then
+      return accept_key -- nothing shown: the key does what it always does
+    end
+  end, { expr = true, desc = 'fimls: accept the inline completion' })
 else
   require('fimls.inline').setup(options)
 end

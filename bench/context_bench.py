@@ -22,9 +22,9 @@ def run(repo: Path, samples: int, ranker: str, budget: int, seed: int = 0) -> di
     import psutil
     from fimls.completion import workspace_context
     from fimls.settings import Settings
-    from fimls.testmodel import token_counters
+    from fimls.testmodel import token_counter
 
-    count_tokens, count_many = token_counters()
+    count_tokens = token_counter()
     process = psutil.Process()
     rss_before = process.memory_info().rss
     started = time.perf_counter()
@@ -42,7 +42,7 @@ def run(repo: Path, samples: int, ranker: str, budget: int, seed: int = 0) -> di
         line = text.count("\n", 0, offset)
         builder._sticky = None  # time a real build, not a sticky answer
         started = time.perf_counter()
-        builder.snippets(ranker, path, text, offset, (max(0, line - 40), line + 10), budget, count_tokens, count_many)
+        builder.snippets(ranker, path, text, offset, (max(0, line - 40), line + 10), budget, count_tokens)
         return (time.perf_counter() - started) * 1000
 
     for _ in range(max(1, samples // REQUESTS_PER_FILE)):

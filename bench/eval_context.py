@@ -120,9 +120,9 @@ def _in_import(text: str, offset: int) -> bool:
 def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: list[str]) -> dict[str, Any]:
     from fimls.context.window import window_lines, window_parts
     from fimls.settings import Settings
-    from fimls.testmodel import token_counters
+    from fimls.testmodel import token_counter
 
-    count_tokens, _ = token_counters()
+    count_tokens = token_counter()
     settings = Settings()
     index, builder = _index(repo)
     results = []

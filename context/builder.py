@@ -21,7 +21,7 @@ from fimls.context.candidates import Candidate, lines_before
 from fimls.context import imports, jaccard
 from fimls.context.languages import path_comment
 from fimls.context.prompt import Snippet, TokenCounter
-from fimls.context.token_counts import BatchTokenCounter, RememberedCounts
+from fimls.context.token_counts import RememberedCounts
 from fimls.context.workspace import IndexedFile, WorkspaceIndex
 
 RANKERS = ("fused", "imports", "jaccard", "bm25", "none")
@@ -71,7 +71,7 @@ def reciprocal_rank_fusion(lists: list[list[Candidate]]) -> list[Candidate]:
 SMALLEST_USEFUL_SNIPPET = 24  # tokens; with less room left, packing stops counting
 
 
-def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter, prefetch=None) -> tuple[Snippet, ...]:
+def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter) -> tuple[Snippet, ...]:
     """The best candidates that fit `budget` tokens together, best last (nearest the cursor)."""
     snippets = [
         Snippet(c.path, path_comment(c.path) + (c.text if c.text.endswith("\n") else c.text + "\n"), c.start_line, c.end_line)
@@ -81,8 +81,6 @@ def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter, p
     # whitespace-separated words: a snippet with more words than the room left is skipped without
     # tokenizing it (tokenizing candidates is most of the cost of packing).
     words = [len(snippet.text.split()) for snippet in snippets]
-    if prefetch is not None:
-        prefetch([snippet.text for snippet, n in zip(snippets, words) if n <= budget])
     chosen: list[Snippet] = []
     used = 0
     for snippet, least in zip(snippets, words):
@@ -221,8 +219,7 @@ class ContextBuilder:
         return reciprocal_rank_fusion(rankings) if len(rankings) > 1 else (rankings[0] if rankings else [])
 
     def snippets(
-        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], budget: int,
-        count_tokens: TokenCounter, count_many: BatchTokenCounter | None = None,
+        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], budget: int, count_tokens: TokenCounter
     ) -> tuple[Snippet, ...]:
         if ranker == "none" or budget <= 0:
             return ()
@@ -235,8 +232,8 @@ class ContextBuilder:
         if fresh and self._sticky is not None and self._sticky.key == key:
             return self._sticky.snippets
         counts = self._counts
-        if counts is None or not counts.serves(count_tokens, count_many):  # another model's tokenizer
-            counts = self._counts = RememberedCounts(count_tokens, count_many)
+        if counts is None or not counts.serves(count_tokens):  # another model's tokenizer
+            counts = self._counts = RememberedCounts(count_tokens)
         chosen = pack(self.candidates(ranker, current, text, offset, window), budget, counts)
         self._sticky = _Sticky(key, chosen)
         return chosen

@@ -165,10 +165,10 @@ def imports_search(
         used_at = order.get(name, -1)
         score = 1.0 + used_at / (len(order) + 1) if used_at >= 0 else 0.5
         candidates[(where, name)] = Candidate(where, start, end, body, "imports", score)
-    return _without_repeats(sorted(candidates.values(), key=lambda c: -c.score))[:limit]
+    return _without_repeats(sorted(candidates.values(), key=lambda c: -c.score), limit)
 
 
-def _without_repeats(ranked: list[Candidate]) -> list[Candidate]:
+def _without_repeats(ranked: list[Candidate], limit: int) -> list[Candidate]:
     """A method of a short class, found by its own name and inside its class: the class alone,
     placed where the better of the two was. (A long class is an outline without method bodies,
     so there both stay.)"""
@@ -182,6 +182,8 @@ def _without_repeats(ranked: list[Candidate]) -> list[Candidate]:
                 break
         else:
             kept.append(candidate)
+            if len(kept) == limit:
+                break
     return kept
 
 

@@ -104,12 +104,6 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
 
-    def count_tokens_many(self, texts: list[str]) -> list[int]:
-        """`count_tokens` of each text, the plain ones tokenized in one batch (over all cores)."""
-        plain = {i: text for i, text in enumerate(texts) if text and not any(m in text for m in self._control_strings)}
-        counts = {i: len(ids) for i, ids in zip(plain, self.loaded.tokenizer(list(plain.values()), add_special_tokens=False).input_ids)} if plain else {}
-        return [counts[i] if i in counts else self.count_tokens(text) for i, text in enumerate(texts)]
-
     def render(self, parts: PromptParts) -> list[int]:
         return self.template.render(parts, self.encode, self.layout)
 

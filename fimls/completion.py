@@ -40,9 +40,7 @@ def complete_text(
     )
     if context is not None and context_tokens > 0:
         window = window_lines(text, offset, parts)
-        snippets = context.snippets(
-            settings.ranker, path, text, offset, window, context_tokens, engine.count_tokens, engine.count_tokens_many
-        )
+        snippets = context.snippets(settings.ranker, path, text, offset, window, context_tokens, engine.count_tokens)
         parts = replace(parts, snippets=snippets)
     rules = rules_for_cursor(line_before(text[:offset]), line_after(text[offset:]))
     return engine.complete(

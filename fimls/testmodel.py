@@ -74,16 +74,12 @@ def default_dir() -> Path:
     return cache_root() / f"test-model-{recipe_key()}"
 
 
-def token_counters():
-    """Token counters of the test model's tokenizer, for one text and for a batch: exact budgets
-    for benchmarks without a model."""
+def token_counter():
+    """Counts tokens with the test model's tokenizer: exact budgets for benchmarks without a model."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_test_model())
-    return (
-        lambda text: len(tokenizer(text, add_special_tokens=False).input_ids),
-        lambda texts: [len(ids) for ids in tokenizer(texts, add_special_tokens=False).input_ids],
-    )
+    return lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)
 
 
 def _is_complete(directory: Path) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
 
 from fimls.context.candidates import Candidate, identifiers
 
@@ -21,10 +22,6 @@ TERMS_LOOKED_UP = 16
 # list (on 295,000 chunks, 8 terms under 0.005: 1.0 ms a query on average; 10 under 0.02: 3.7 ms).
 COMMON_SHARE = 0.002
 COMMON_FLOOR = 64  # in a small workspace every term is cheap: only the share would leave none
-# Chunk counts of terms, for choosing the query's terms. fts5vocab counts a term by reading its
-# posting list (0.1 ms a term on a large workspace), so counts are remembered until a file with
-# the term changes.
-FREQUENCIES_KEPT = 65536
 
 
 def _chunks(lines: list[str]) -> list[tuple[int, int, str, int, int]]:
@@ -41,13 +38,18 @@ def _chunks(lines: list[str]) -> list[tuple[int, int, str, int, int]]:
     return out
 
 
+def _distinct_terms(bodies):
+    """Each chunk's terms once, as FTS5 counts them (its unicode61 tokenizer lowercases)."""
+    for body in bodies:
+        yield from set(body.lower().split())
+
+
 class BM25Index:
     def __init__(self) -> None:
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute(
             "CREATE VIRTUAL TABLE chunks USING fts5(body, content='', tokenize=\"unicode61 tokenchars '_'\")"
         )
-        self._db.execute("CREATE VIRTUAL TABLE vocabulary USING fts5vocab(chunks, 'row')")
         # rowid -> path, start line, end line, start and end offsets (a found chunk's text is cut
         # from the file's text without splitting the file into lines)
         self._rows: dict[int, tuple[str, int, int, int, int]] = {}
@@ -55,14 +57,19 @@ class BM25Index:
         self._texts: dict[str, str] = {}
         self._next_row = 1
         self._lock = threading.Lock()
-        self._frequencies: dict[str, int] = {}
+        # Chunks per term, kept here for choosing the query's terms: fts5vocab counts a term by
+        # reading its posting list (0.1 ms a term, 5 ms a query on a large workspace).
+        self._frequencies: Counter[str] = Counter()
 
     def update(self, path: str, text: str | None) -> None:
         with self._lock, self._db:
             old_rows, old_text = self._by_path.pop(path, []), self._texts.pop(path, None)
             if old_rows:
                 bodies = [chunk[2] for chunk in _chunks(old_text.splitlines(keepends=True))]
-                self._forget_frequencies(bodies)
+                for term in _distinct_terms(bodies):
+                    self._frequencies[term] -= 1
+                    if not self._frequencies[term]:
+                        del self._frequencies[term]  # terms no file has any more must not pile up
                 self._db.executemany(
                     "INSERT INTO chunks(chunks, rowid, body) VALUES('delete', ?, ?)", list(zip(old_rows, bodies))
                 )
@@ -77,7 +84,7 @@ class BM25Index:
                 self._rows[rowid] = (path, start, end, first, last)
                 entries.append((rowid, body))
             self._db.executemany("INSERT INTO chunks(rowid, body) VALUES(?, ?)", entries)
-            self._forget_frequencies(body for _, body in entries)
+            self._frequencies.update(_distinct_terms(body for _, body in entries))
             self._by_path[path] = [rowid for rowid, _ in entries]
 
     def search(self, query: str, limit: int, exclude=lambda path, start, end: False) -> list[Candidate]:
@@ -89,7 +96,7 @@ class BM25Index:
             total = len(self._rows)
             if not total:
                 return []
-            frequency = self._chunk_counts(terms)
+            frequency = self._frequencies
             useful = sorted((frequency[term], term) for term in terms if 0 < frequency[term] <= max(COMMON_FLOOR, COMMON_SHARE * total))
             if not useful:
                 return []
@@ -107,22 +114,6 @@ class BM25Index:
                 if len(out) == limit:
                     break
             return out
-
-    def _forget_frequencies(self, bodies) -> None:
-        if self._frequencies:  # empty during the first index, which must not pay for this
-            for body in bodies:
-                for term in body.split():
-                    self._frequencies.pop(term.lower(), None)
-
-    def _chunk_counts(self, terms: list[str]) -> dict[str, int]:
-        unknown = [term for term in terms if term not in self._frequencies]
-        if unknown:
-            if len(self._frequencies) + len(unknown) > FREQUENCIES_KEPT:
-                self._frequencies.clear()
-            marks = ",".join("?" * len(unknown))
-            counted = dict(self._db.execute(f"SELECT term, doc FROM vocabulary WHERE term IN ({marks})", unknown).fetchall())
-            self._frequencies.update((term, counted.get(term, 0)) for term in unknown)
-        return {term: self._frequencies[term] for term in terms}
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -243,6 +243,20 @@ def test_incremental_reparse_of_a_typed_file_equals_a_full_parse():
         assert str(incremental.root_node) == str(parser("python").parse(text.encode()).root_node)
 
 
+def test_bm25_term_counts_follow_updates_and_deletes_exactly():
+    from fimls.context.bm25 import BM25Index
+
+    index = BM25Index()
+    index.update("a.py", "def load_config(path):\n    return read(path)\n" * 20)
+    index.update("b.py", "def save_config(path, data):\n    write(path, data)\n")
+    index.update("a.py", "def parse_args(argv):\n    return argv\n")  # rewritten
+    index.update("b.py", None)  # deleted
+    index._db.execute("CREATE VIRTUAL TABLE vocabulary USING fts5vocab(chunks, 'row')")
+    in_fts5 = dict(index._db.execute("SELECT term, doc FROM vocabulary").fetchall())
+    assert dict(index._frequencies) == in_fts5 == {"parse_args": 1, "argv": 1}
+    assert [c.path for c in index.search("argv = parse_args(", 5)] == ["a.py"]
+
+
 @pytest.mark.parametrize("budget", [0, 20, 60, 200, 1000])
 def test_packing_never_exceeds_the_budget_and_puts_the_best_last(engine, budget):
     candidates = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 
-from fimls.context.syntax import Import, outline, parse
+from fimls.context.syntax import Import, ending_with, outline, parse
 
 SOURCE_EXTENSIONS = (".c", ".h", ".cc", ".cpp", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp", ".inl")
 INCLUDE_DEPTH = 2  # headers included by the included headers
@@ -55,8 +55,7 @@ def resolve(include: Import, current: str, exists, files_named) -> list[str]:
         if not beside.startswith("..") and exists(beside):
             return [beside]
     tail = include.module.lstrip("./")
-    matches = [p for p in files_named(posixpath.basename(tail)) if p == tail or p.endswith("/" + tail)]
-    return sorted(matches, key=len)[:1]
+    return ending_with(files_named(posixpath.basename(tail)), tail)[:1]
 
 
 def reached_headers(current: str, text: str, text_of, files_named) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import posixpath
 
-from fimls.context.syntax import Import, parse, snippet
+from fimls.context.syntax import Import, ending_with, parse, snippet
 
 
 def imports(source: str, path: str | None = None) -> list[Import]:
@@ -45,10 +45,9 @@ def package_folder(import_path: str, folders) -> str | None:
     """The workspace folder an import path names: the one matching its longest tail."""
     parts = import_path.split("/")
     for start in range(len(parts)):
-        tail = "/".join(parts[start:])
-        matches = [f for f in folders if f == tail or f.endswith("/" + tail)]
+        matches = ending_with(folders, "/".join(parts[start:]))
         if matches:
-            return min(matches, key=len)
+            return matches[0]
     return None
 
 

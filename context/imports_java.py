@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 
-from fimls.context.syntax import Import, outline, parse
+from fimls.context.syntax import Import, ending_with, outline, parse
 
 _TYPES = {"class_declaration", "interface_declaration", "enum_declaration", "record_declaration", "annotation_type_declaration"}
 _MEMBERS = {"method_declaration", "constructor_declaration", "field_declaration", "constant_declaration"}
@@ -37,15 +37,13 @@ def resolve(imported: Import, files_named, files_in, folders) -> list[str]:
     """The workspace files an import reaches: one class file, or a package's files."""
     parts = imported.module.split(".")
     if imported.alias == "*":
-        tail = "/".join(parts)
-        matches = [f for f in folders() if f == tail or f.endswith("/" + tail)]
-        return sorted(p for folder in sorted(matches, key=len)[:1] for p in files_in(folder) if p.endswith(".java"))
+        package = ending_with(folders(), "/".join(parts))[:1]
+        return sorted(p for folder in package for p in files_in(folder) if p.endswith(".java"))
     # `a.b.C` or, for a nested class, `a.b.C.Inner`: the longest prefix that is a file.
     for end in range(len(parts), 0, -1):
-        tail = "/".join(parts[:end]) + ".java"
-        matches = [p for p in files_named(parts[end - 1] + ".java") if p == tail or p.endswith("/" + tail)]
+        matches = ending_with(files_named(parts[end - 1] + ".java"), "/".join(parts[:end]) + ".java")
         if matches:
-            return sorted(matches, key=len)[:1]
+            return matches[:1]
     return []
 
 

@@ -4,6 +4,7 @@ shapes the import resolvers of every language share."""
 from __future__ import annotations
 
 import functools
+import importlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,45 +20,34 @@ class Import:
     alias: str | None  # the namespace's local name (`import m as alias`, `* as alias`, Go's package name)
 
 
+# grammar -> (official grammar package, its function giving the language)
+GRAMMARS = {
+    "python": ("tree_sitter_python", "language"),
+    "javascript": ("tree_sitter_javascript", "language"),
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "tsx": ("tree_sitter_typescript", "language_tsx"),
+    "go": ("tree_sitter_go", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+    "java": ("tree_sitter_java", "language"),
+    "c": ("tree_sitter_c", "language"),
+    "cpp": ("tree_sitter_cpp", "language"),
+}
+
+
 @functools.lru_cache(maxsize=None)
 def parser(grammar: str):
     from tree_sitter import Language, Parser
 
-    if grammar == "python":
-        import tree_sitter_python as module
-
-        language = module.language()
-    elif grammar == "go":
-        import tree_sitter_go as module
-
-        language = module.language()
-    elif grammar == "javascript":
-        import tree_sitter_javascript as module
-
-        language = module.language()
-    elif grammar in ("typescript", "tsx"):
-        import tree_sitter_typescript as module
-
-        language = module.language_tsx() if grammar == "tsx" else module.language_typescript()
-    elif grammar == "rust":
-        import tree_sitter_rust as module
-
-        language = module.language()
-    elif grammar == "java":
-        import tree_sitter_java as module
-
-        language = module.language()
-    elif grammar == "c":
-        import tree_sitter_c as module
-
-        language = module.language()
-    elif grammar == "cpp":
-        import tree_sitter_cpp as module
-
-        language = module.language()
-    else:
+    if grammar not in GRAMMARS:
         raise ValueError(f"no grammar for {grammar}")
-    return Parser(Language(language))
+    package, function = GRAMMARS[grammar]
+    return Parser(Language(getattr(importlib.import_module(package), function)()))
+
+
+def ending_with(paths, tail: str) -> list[str]:
+    """The paths that are `tail` or end with `/tail` (an import path's tail: a package folder, a
+    class file, an included header), the shortest first."""
+    return sorted((p for p in paths if p == tail or p.endswith("/" + tail)), key=len)
 
 
 _locks: dict[str, threading.Lock] = {}  # a tree-sitter Parser must not parse two texts at once

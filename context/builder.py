@@ -73,20 +73,17 @@ SMALLEST_USEFUL_SNIPPET = 24  # tokens; with less room left, packing stops count
 
 def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter) -> tuple[Snippet, ...]:
     """The best candidates that fit `budget` tokens together, best last (nearest the cursor)."""
-    snippets = [
-        Snippet(c.path, path_comment(c.path) + (c.text if c.text.endswith("\n") else c.text + "\n"), c.start_line, c.end_line)
-        for c in candidates
-    ]
-    # A byte-level BPE never merges across whitespace, so a text has at least as many tokens as
-    # whitespace-separated words: a snippet with more words than the room left is skipped without
-    # tokenizing it (tokenizing candidates is most of the cost of packing).
-    words = [len(snippet.text.split()) for snippet in snippets]
     chosen: list[Snippet] = []
     used = 0
-    for snippet, least in zip(snippets, words):
+    for candidate in candidates:
         if budget - used < SMALLEST_USEFUL_SNIPPET:
             break
-        if used + least > budget:
+        text = candidate.text if candidate.text.endswith("\n") else candidate.text + "\n"
+        snippet = Snippet(candidate.path, path_comment(candidate.path) + text, candidate.start_line, candidate.end_line)
+        # A byte-level BPE never merges across whitespace, so a text has at least as many tokens
+        # as whitespace-separated words: a snippet with more words than the room left is skipped
+        # without tokenizing it (tokenizing candidates is most of the cost of packing).
+        if used + len(snippet.text.split()) > budget:
             continue
         cost = count_tokens(snippet.text)
         if used + cost <= budget:

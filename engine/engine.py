@@ -45,12 +45,6 @@ class Engine:
         self.speculative_tokens = speculative_tokens
         self.template = FimTemplate.from_tokenizer(loaded.tokenizer, loaded.name)
         self._lock = threading.Lock()
-        # Added tokens that steer the model (FIM markers, BOS/EOS, chat turns). Added tokens that
-        # are single characters (DeepSeek's byte tokens 32000-32012) encode text as the real
-        # tokenizer does and stay as they are.
-        self._control_strings = tuple(
-            token.content for token in loaded.tokenizer.added_tokens_decoder.values() if len(token.content) > 1
-        )
         from transformers import DynamicCache, StaticCache
 
         config = loaded.model.config
@@ -74,32 +68,8 @@ class Engine:
         return self.loaded.context_window
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of `text` as text: control-token strings written in a source file (a file
-        about tokenizers may well contain `<｜fim▁hole｜>`) are encoded as characters, never as the
-        control tokens themselves, which would break the prompt's structure."""
-        if not text:
-            return []
-        tokenizer = self.loaded.tokenizer
-        if not any(marker in text for marker in self._control_strings):
-            return tokenizer(text, add_special_tokens=False).input_ids
-        ids: list[int] = []
-        for piece in self._split_markers(text):
-            ids.extend(tokenizer(piece, add_special_tokens=False).input_ids)
-        return ids
-
-    def _split_markers(self, text: str) -> list[str]:
-        """`text` in pieces none of which holds a whole control-token string: each occurrence is
-        cut after its first character."""
-        pieces, start = [], 0
-        while True:
-            found = [(text.find(m, start), m) for m in self._control_strings]
-            found = [(i, m) for i, m in found if i >= 0]
-            if not found:
-                pieces.append(text[start:])
-                return [p for p in pieces if p]
-            at, marker = min(found)
-            pieces += [text[start:at + 1], text[at + 1 : at + len(marker)]]
-            start = at + len(marker)
+        """Token ids of `text` as text (control-token strings in it stay characters)."""
+        return self.loaded.tokenizer.encode(text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -108,10 +78,7 @@ class Engine:
         return self.template.render(parts, self.encode, self.layout)
 
     def decode(self, token_ids: list[int]) -> str:
-        # No clean-up of "tokenization spaces": in code, " ." and " ," are meant.
-        return self.loaded.tokenizer.decode(
-            token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
+        return self.loaded.tokenizer.decode(token_ids)
 
     def complete(
         self,

@@ -7,9 +7,8 @@ have different ids in DeepSeek-Coder v1 (32015-32017) and V2 (different vocab).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from fimls.context.prompt import PromptParts
+from fimls.engine.tokenizer import CodeTokenizer
 
 # (begin, hole, end) in prefix-suffix-middle order; the model writes the middle after `end`.
 FIM_FAMILIES = {
@@ -26,14 +25,6 @@ class FimUnsupported(ValueError):
     pass
 
 
-def _token_id(tokenizer: Any, token: str) -> int | None:
-    token_id = tokenizer.convert_tokens_to_ids(token)
-    if token_id is None or token_id == tokenizer.unk_token_id:
-        return None
-    # Some tokenizers map unknown strings to a real id; check the round trip.
-    return token_id if tokenizer.convert_ids_to_tokens(token_id) == token else None
-
-
 @dataclass(frozen=True)
 class FimTemplate:
     family: str
@@ -44,9 +35,9 @@ class FimTemplate:
     stop_ids: frozenset[int]
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: Any, model_name: str) -> FimTemplate:
+    def from_tokenizer(cls, tokenizer: CodeTokenizer, model_name: str) -> FimTemplate:
         for family, strings in FIM_FAMILIES.items():
-            ids = [_token_id(tokenizer, s) for s in strings]
+            ids = [tokenizer.token_id(s) for s in strings]
             if all(i is not None for i in ids):
                 begin_id, hole_id, end_id = ids
                 break
@@ -57,15 +48,12 @@ class FimTemplate:
                 f"FIM-trained code model such as DeepSeek-Coder base. Known FIM token sets: {known}."
             )
         stops = {begin_id, hole_id, end_id}
-        if tokenizer.eos_token_id is not None:
-            stops.add(tokenizer.eos_token_id)
-        stops.update(i for i in (_token_id(tokenizer, s) for s in _EXTRA_STOP_STRINGS) if i is not None)
-        adds_bos = bool(getattr(tokenizer, "add_bos_token", False)) or (
-            tokenizer.bos_token_id is not None and tokenizer("").input_ids[:1] == [tokenizer.bos_token_id]
-        )
+        if tokenizer.eos_id is not None:
+            stops.add(tokenizer.eos_id)
+        stops.update(i for i in (tokenizer.token_id(s) for s in _EXTRA_STOP_STRINGS) if i is not None)
         return cls(
             family=family,
-            bos_id=tokenizer.bos_token_id if adds_bos else None,
+            bos_id=tokenizer.bos_id if tokenizer.adds_bos else None,
             begin_id=begin_id,
             hole_id=hole_id,
             end_id=end_id,

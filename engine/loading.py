@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from fimls.engine.tokenizer import CodeTokenizer, TokenizerRefused, load_tokenizer
 from fimls.testmodel import TEST_MODEL_ALIAS
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class ModelUnavailable(RuntimeError):
 class LoadedModel:
     name: str
     model: Any
-    tokenizer: Any
+    tokenizer: CodeTokenizer
     device: torch.device
     dtype: torch.dtype
     kernel: str
@@ -112,6 +113,17 @@ def _kernel_name(model: Any) -> str:
     return "dense"
 
 
+def load_checked_tokenizer(spec: str, path: str, *, local_only: bool, trust_remote_code: bool) -> CodeTokenizer:
+    """The model's tokenizer, self-checked; a tokenizer that would mangle code is refused here,
+    before any weights are read."""
+    try:
+        return load_tokenizer(path, name=spec, local_only=local_only, trust_remote_code=trust_remote_code)
+    except TokenizerRefused as error:
+        raise ModelUnavailable(str(error)) from error
+    except (OSError, ValueError) as error:
+        raise ModelUnavailable(f"Could not load the tokenizer of '{spec}': {str(error).splitlines()[0][:200]}") from error
+
+
 def load_model(
     spec: str,
     *,
@@ -132,15 +144,10 @@ def load_model(
         # Dense weights on CPU: float32 matmuls are the fast, exact path there.
         torch_dtype = torch.float32
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     local_only = offline or os.path.isdir(path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, local_files_only=local_only, trust_remote_code=trust_remote_code
-        )
-    except (OSError, ValueError) as error:
-        raise ModelUnavailable(f"Could not load the tokenizer of '{spec}': {str(error).splitlines()[0][:200]}") from error
+    tokenizer = load_checked_tokenizer(spec, path, local_only=local_only, trust_remote_code=trust_remote_code)
 
     backends = [None]
     if quant is not None:

@@ -168,6 +168,7 @@ def _check(args: argparse.Namespace) -> int:
         "device": str(engine.loaded.device),
         "dtype": str(engine.loaded.dtype).removeprefix("torch."),
         "kernel": engine.loaded.kernel,
+        "tokenizer": engine.loaded.tokenizer.check.summary(),
         "load_s": round(engine.loaded.load_seconds, 3),
         "prompt_tokens": gen.prompt_tokens,
         "time_to_first_token_ms": round(gen.first_token_s * 1000, 2),

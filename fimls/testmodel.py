@@ -1,11 +1,15 @@
 """Build the small DeepSeek-Coder-shaped model that tests (and offline users) run on.
 
-It has the real model's shape where fimls depends on it: a byte-level BPE tokenizer whose added
-tokens carry DeepSeek-Coder's exact strings and ids (32000-32021) in a vocab of 32256 rows, a
-LlamaForCausalLM config with DeepSeek-Coder's rope scaling (linear, factor 4), rope theta 100000,
-16384 positions, BOS 32013 / EOS 32014 and no grouped-query attention, and GPTQ 4-bit weights
-made by gptqmodel, so it loads through the same transformers + optimum + gptqmodel path as
-`TheBloke/deepseek-coder-1.3b-base-GPTQ`. It is trained for a short, fixed number of steps on
+It is laid out as `TheBloke/deepseek-coder-1.3b-base-GPTQ` (main) is, so every test takes the path
+users take: a byte-level BPE tokenizer with DeepSeek-Coder's pre-tokenizer sequence whose added
+tokens carry DeepSeek-Coder's exact strings, ids (32000-32021) and `special` flags in a vocab of
+32256 rows, DeepSeek's own tokenizer_config.json (the one that names `LlamaTokenizerFast`),
+TheBloke's config.json (rope scaling linear x4 under the old `type` key, rope theta 100000, 16384
+positions, BOS 32013 / EOS 32014, no grouped-query attention, a `quantization_config` without
+`checkpoint_format`), quantize_config.json and generation_config.json, and act-order GPTQ 4-bit
+weights with groups of 128 made by gptqmodel in one model.safetensors. Only the dimensions are
+small. The dense float32 weights it was quantized from are kept in `dense/`, for the replicas of
+the other repositories (fimls/replicas.py) and for checking the quantized model against them. It is trained for a short, fixed number of steps on
 fill-in-the-middle samples of the standard library, enough to write indented, keyword-shaped code
 and to end a middle with EOS; tests must not need more from it than that.
 
@@ -29,23 +33,14 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
+from fimls import checkpoints
+from fimls.checkpoints import BASE_VOCAB, BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, VOCAB_ROWS
+
 log = logging.getLogger(__name__)
 
 TEST_MODEL_ALIAS = "fimls:test-model"
-RECIPE_VERSION = 4
-
-# DeepSeek-Coder's added tokens, by id. 32000-32012 are the 13 byte characters that never occur in
-# UTF-8 text, which the real BPE therefore never learnt and which were added afterwards.
-BYTE_FALLBACK_TOKENS = ["õ", "÷", "Á", "ý", "À", "ÿ", "ø", "ú", "þ", "ü", "ù", "ö", "û"]
-BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
-FIM_HOLE, FIM_BEGIN, FIM_END = "<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"
-# (string, special): the FIM tokens are not special in DeepSeek-Coder, so skip_special_tokens keeps them.
-NAMED_TOKENS = [
-    (BOS, True), (EOS, True), (FIM_HOLE, False), (FIM_BEGIN, False), (FIM_END, False),
-    ("<pad>", True), ("<|User|>", False), ("<|Assistant|>", False), ("<|EOT|>", True),
-]
-BASE_VOCAB = 32000
-VOCAB_ROWS = 32256
+RECIPE_VERSION = 5
+DENSE_SUBDIR = "dense"
 
 ARCHITECTURE = dict(
     hidden_size=128, intermediate_size=384, num_hidden_layers=2, num_attention_heads=4,
@@ -53,7 +48,8 @@ ARCHITECTURE = dict(
     rope_scaling={"type": "linear", "factor": 4.0}, rms_norm_eps=1e-6,
 )
 TRAIN = dict(steps=360, batch=16, seq_len=256, lr=8e-3, negatives=1024, seed=1234, threads=2)
-GPTQ = dict(bits=4, group_size=32, calibration_samples=32)
+# TheBloke's main branch: act-order (desc_act), groups of 128.
+GPTQ = dict(bits=4, group_size=128, desc_act=True, calibration_samples=32)
 
 
 def cache_root() -> Path:
@@ -76,10 +72,9 @@ def default_dir() -> Path:
 
 def token_counter():
     """Counts tokens with the test model's tokenizer: exact budgets for benchmarks without a model."""
-    from transformers import AutoTokenizer
+    from fimls.engine.tokenizer import load_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(ensure_test_model())
-    return lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)
+    return load_tokenizer(str(ensure_test_model()), name=TEST_MODEL_ALIAS, local_only=True).count
 
 
 def _is_complete(directory: Path) -> bool:
@@ -128,26 +123,27 @@ def _corpus() -> list[str]:
 
 
 def _train_tokenizer(texts: list[str]):
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.normalizer = normalizers.Sequence([])
+    tokenizer.pre_tokenizer = checkpoints.pre_tokenizer()
     tokenizer.decoder = decoders.ByteLevel()
-    alphabet = [c for c in pre_tokenizers.ByteLevel.alphabet() if c not in BYTE_FALLBACK_TOKENS]
+    alphabet = [c for c in pre_tokenizers.ByteLevel.alphabet() if c not in checkpoints.FILLER_CHARACTERS]
     trainer = trainers.BpeTrainer(
         vocab_size=BASE_VOCAB, min_frequency=2, show_progress=False, initial_alphabet=alphabet
     )
     tokenizer.train_from_iterator(texts, trainer)
     if tokenizer.get_vocab_size() != BASE_VOCAB:
         raise RuntimeError(f"BPE training gave {tokenizer.get_vocab_size()} tokens, expected {BASE_VOCAB}")
-    for content in BYTE_FALLBACK_TOKENS:
-        tokenizer.add_tokens([AddedToken(content, normalized=False, special=False)])
-    for content, special in NAMED_TOKENS:
-        token = AddedToken(content, normalized=False, special=special)
+    for content in checkpoints.FILLER_CHARACTERS:
+        tokenizer.add_tokens([AddedToken(content, normalized=True, special=False)])
+    for content, special in checkpoints.NAMED_TOKENS:
+        token = AddedToken(content, normalized=True, special=special)
         (tokenizer.add_special_tokens if special else tokenizer.add_tokens)([token])
     # The real tokenizer prepends BOS to every encoding (add_bos_token), FIM prompts included.
     tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, 32013)]
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, 32013)]
     )
     return tokenizer
 
@@ -234,17 +230,13 @@ def _train_model(model, texts: list[str], encode) -> None:
 
 def _build(out: Path, key: str) -> None:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(TRAIN["seed"])
     torch.set_num_threads(TRAIN["threads"])
     texts = _corpus()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_train_tokenizer(texts),
-        bos_token=BOS, eos_token=EOS, pad_token="<pad>",
-        model_max_length=ARCHITECTURE["max_position_embeddings"], clean_up_tokenization_spaces=False,
-    )
-    encode = lambda s: tokenizer(s, add_special_tokens=False).input_ids  # noqa: E731
+    raw_tokenizer = _train_tokenizer(texts)
+    encode = lambda s: raw_tokenizer.encode(s, add_special_tokens=False).ids  # noqa: E731
 
     # A copy: LlamaConfig normalizes rope_scaling in place, which would change the recipe key.
     config = LlamaConfig(
@@ -254,26 +246,71 @@ def _build(out: Path, key: str) -> None:
     model = LlamaForCausalLM(config)
     _train_model(model, texts, encode)
 
-    with tempfile.TemporaryDirectory() as dense_dir:
-        model.save_pretrained(dense_dir)
-        tokenizer.save_pretrained(dense_dir)
-        _quantize(Path(dense_dir), out, texts, tokenizer)
-    (out / "quant_log.csv").unlink(missing_ok=True)  # timings: would make the files differ per build
+    dense = out / DENSE_SUBDIR
+    model.save_pretrained(dense)
+    write_tokenizer_files(dense, raw_tokenizer)
+    quantize(dense, out, group_size=GPTQ["group_size"], texts=texts)
     (out / "fimls-test-model.json").write_text(json.dumps({"recipe": key, "alias": TEST_MODEL_ALIAS}))
 
 
-def _quantize(dense_dir: Path, out: Path, texts: list[str], tokenizer) -> None:
-    from gptqmodel import GPTQModel, QuantizeConfig
+def dimensions() -> dict[str, int]:
+    return {k: ARCHITECTURE[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")}
 
+
+def write_tokenizer_files(directory: Path, raw_tokenizer) -> None:
+    """tokenizer.json as trained and DeepSeek-Coder's own tokenizer_config.json, to the byte."""
+    raw_tokenizer.save(str(directory / "tokenizer.json"))
+    (directory / "tokenizer_config.json").write_text(checkpoints.tokenizer_config_json(), encoding="utf-8")
+
+
+def calibration_texts(texts: list[str]) -> list[str]:
     rng = random.Random(TRAIN["seed"] + 1)
     calibration = []
     for _ in range(GPTQ["calibration_samples"]):
         text = texts[rng.randrange(len(texts))]
         start = rng.randrange(max(1, len(text) - 1200))
         calibration.append(text[start : start + 1200])
-    config = QuantizeConfig(bits=GPTQ["bits"], group_size=GPTQ["group_size"], desc_act=False, offload_to_disk=False)
-    with contextlib.redirect_stdout(sys.stderr):
+    return calibration
+
+
+# What a TheBloke GPTQ repository holds besides READMEs and licences (design.md §8).
+THEBLOKE_FILES = {
+    "config.json", "generation_config.json", "model.safetensors", "quantize_config.json",
+    "tokenizer.json", "tokenizer_config.json",
+}
+
+
+def quantize(dense_dir: Path, out: Path, *, group_size: int, texts: list[str] | None = None) -> None:
+    """Quantize the dense model in `dense_dir` into `out` as TheBloke's branches are: 4-bit,
+    act-order, `group_size`, one model.safetensors, and TheBloke's metadata files verbatim.
+
+    gptqmodel writes a `logs/` folder into the current directory while it quantizes; it runs in
+    a scratch directory so that nothing lands where the user ran fimls.
+    """
+    from gptqmodel import GPTQModel, QuantizeConfig
+    from transformers import PreTrainedTokenizerFast
+
+    texts = texts if texts is not None else _corpus()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(dense_dir / "tokenizer.json"), bos_token=BOS, eos_token=EOS)
+    config = QuantizeConfig(
+        bits=GPTQ["bits"], group_size=group_size, desc_act=GPTQ["desc_act"], sym=True, damp_percent=0.1,
+        offload_to_disk=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fimls-gptq-") as scratch, contextlib.chdir(scratch), \
+            contextlib.redirect_stdout(sys.stderr):
         model = GPTQModel.load(str(dense_dir), config, device="cpu")
-        model.quantize(calibration, batch_size=4, tokenizer=tokenizer)
+        model.quantize(calibration_texts(texts), batch_size=4, tokenizer=tokenizer)
         model.save(str(out))
-    tokenizer.save_pretrained(str(out))
+    for extra in set(os.listdir(out)) - THEBLOKE_FILES:
+        if (out / extra).is_file():
+            (out / extra).unlink()  # gptqmodel's own metadata (quant_log.csv, its tokenizer files ...)
+    files = {
+        "config.json": checkpoints.config_json(dimensions(), gptq_group_size=group_size),
+        "quantize_config.json": checkpoints.quantize_config_json(group_size),
+        "generation_config.json": checkpoints.generation_config_json(),
+        "tokenizer_config.json": checkpoints.tokenizer_config_json(),
+    }
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    shutil.copy(dense_dir / "tokenizer.json", out / "tokenizer.json")

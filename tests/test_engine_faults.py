@@ -11,7 +11,7 @@ import pytest
 
 from fimls.bench.wire import WireClient
 
-TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    "
+TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return "
 HERE = Path(__file__).resolve().parent
 
 

@@ -4,6 +4,7 @@ from transformers import PreTrainedTokenizerFast
 
 from fimls.context.prompt import PromptParts, Snippet
 from fimls.engine.fim import FimTemplate, FimUnsupported
+from fimls.engine.tokenizer import CodeTokenizer
 
 
 def test_rendered_prompt_has_fim_tokens_in_psm_order(engine):
@@ -50,7 +51,7 @@ def test_tokenizer_without_fim_tokens_is_refused_naming_the_model():
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel()
     backend.add_tokens(["def", "return"])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>")
+    tokenizer = CodeTokenizer(PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>"), backend)
     with pytest.raises(FimUnsupported, match="Model 'acme/chat-7b' has no fill-in-the-middle tokens"):
         FimTemplate.from_tokenizer(tokenizer, "acme/chat-7b")
 
@@ -64,4 +65,4 @@ def test_control_token_strings_in_the_source_stay_text(engine):
     assert 32014 not in ids
     hole = ids.index(32015)
     assert engine.loaded.tokenizer.decode(ids[2:hole]) == parts.header + source  # the text itself survives
-    assert engine.encode("plain text") == engine.loaded.tokenizer("plain text", add_special_tokens=False).input_ids
+    assert engine.encode("plain text") == engine.loaded.tokenizer.hf("plain text", add_special_tokens=False).input_ids

@@ -9,7 +9,7 @@ import pytest
 
 from fimls.bench.wire import WireClient
 
-GOOD_TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    "
+GOOD_TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return "
 MESSAGES = 5000
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from transformers import AutoTokenizer
+from fimls.engine.tokenizer import load_tokenizer
 
 EXPECTED_ADDED = {
     32000: "õ", 32001: "÷", 32002: "Á", 32003: "ý", 32004: "À", 32005: "ÿ", 32006: "ø", 32007: "ú",
@@ -14,32 +14,33 @@ EXPECTED_ADDED = {
 
 
 def test_tokenizer_has_deepseek_added_tokens_at_their_ids(test_model_dir):
-    tokenizer = AutoTokenizer.from_pretrained(test_model_dir)
+    tokenizer = load_tokenizer(str(test_model_dir), name="test model", local_only=True)
     assert len(tokenizer) == 32022
     for token_id, content in EXPECTED_ADDED.items():
-        assert tokenizer.convert_ids_to_tokens(token_id) == content
-        assert tokenizer.convert_tokens_to_ids(content) == token_id
-    assert (tokenizer.bos_token_id, tokenizer.eos_token_id) == (32013, 32014)
+        assert tokenizer.raw.id_to_token(token_id) == content
+        assert tokenizer.token_id(content) == token_id
+    assert (tokenizer.bos_id, tokenizer.eos_id) == (32013, 32014)
     # The FIM tokens are not special: skip_special_tokens must keep them, as in the real model.
     fim = [32016, 32015, 32017]
-    assert tokenizer.decode(fim, skip_special_tokens=True) == "<｜fim▁begin｜><｜fim▁hole｜><｜fim▁end｜>"
-    assert tokenizer.decode([32013, 32014], skip_special_tokens=True) == ""
+    assert tokenizer.decode(fim) == "<｜fim▁begin｜><｜fim▁hole｜><｜fim▁end｜>"
+    assert tokenizer.decode([32013, 32014]) == ""
     # Like the real tokenizer, encoding prepends BOS.
-    assert tokenizer("x = 1").input_ids[0] == 32013
+    assert tokenizer.adds_bos and tokenizer.raw.encode("x = 1").ids[0] == 32013
 
 
 def test_config_has_deepseek_coder_shape(test_model_dir):
     config = json.loads((test_model_dir / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]
     assert config["vocab_size"] == 32256
-    assert config["rope_parameters"]["rope_type"] == "linear"
-    assert config["rope_parameters"]["factor"] == 4.0
-    assert config["rope_parameters"]["rope_theta"] == 100000.0
+    # TheBloke's config.json as it is on the Hub: the pre-transformers-5 key (`type`, not `rope_type`).
+    assert config["rope_scaling"] == {"factor": 4.0, "type": "linear"}
+    assert config["rope_theta"] == 100000
     assert config["max_position_embeddings"] == 16384
     assert (config["bos_token_id"], config["eos_token_id"]) == (32013, 32014)
     assert config["num_key_value_heads"] == config["num_attention_heads"]
     quant = config["quantization_config"]
-    assert (quant["quant_method"], quant["bits"]) == ("gptq", 4)
+    assert (quant["quant_method"], quant["bits"], quant["group_size"], quant["desc_act"]) == ("gptq", 4, 128, True)
+    assert "checkpoint_format" not in quant
 
 
 def test_model_loads_through_the_gptq_path(engine):

@@ -1,20 +1,45 @@
 """Unpack Debian's build of Neovim from SUITE (trixie: 0.10.4, sid: 0.12.x), with the libraries of
 that suite it links (glibc included), into DIR, and write DIR/nvim, a wrapper that runs it on an
 older Linux. PyPI has only Neovim 0.11, so this is how the plugin's 0.10 and 0.12 paths run for
-real (it needs the Debian mirror; tests never download anything):
+real (it needs the Debian mirror this machine's apt is configured with; tests never download anything):
 
     FIMLS_TEST_NVIM=$(python tests/nvim/get_debian_neovim.py trixie /tmp/nvim-0.10) pytest tests/test_nvim.py
 """
 
 from __future__ import annotations
 
+import glob
 import lzma
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
-MIRROR = "http://deb.debian.org/debian"
+
+def apt_mirror() -> str:
+    """The Debian archive this machine's apt uses (deb822 `.sources` or one-line `sources.list`);
+    no mirror is written into the repository."""
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")) + ["/etc/apt/sources.list"]:
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        for stanza in text.split("\n\n"):
+            fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#"))
+            uris = fields.get("URIs", "").split()
+            suites = fields.get("Suites", "").split()
+            if uris and suites and not any(s.endswith("-security") for s in suites) and "debian" in uris[0]:
+                return uris[0].rstrip("/")
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "deb" and not parts[2].endswith("-security"):
+                uri = next(p for p in parts[1:] if "://" in p)
+                if "debian" in uri:
+                    return uri.rstrip("/")
+    raise SystemExit("no Debian archive found in /etc/apt/sources.list(.d)")
+
+
+MIRROR = apt_mirror()
 
 
 def packages(suite: str) -> dict[str, dict[str, str]]:

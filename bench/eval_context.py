@@ -131,7 +131,7 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
         text = index.files[case["file"]].text
         offset = case["offset"]
         parts = window_parts(text, offset, case["file"], count_tokens, prefix_tokens=settings.prefix_tokens, suffix_tokens=settings.suffix_tokens)
-        windows[id(case)] = window_lines(text, offset, parts)
+        windows[id(case)] = window_lines(text.count("\n", 0, offset), parts)
     for ranker in rankers:
         for budget in budgets:
             found = reciprocal = noise_tokens = total_tokens = 0.0

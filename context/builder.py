@@ -190,10 +190,13 @@ class ContextBuilder:
         jaccard.warm(current, text)
 
     def candidates(
-        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], neighbours=None
+        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], neighbours=None, line: int | None = None
     ) -> list[Candidate]:
-        """Ranked candidates; `neighbours` (paths) replaces the open and recently edited files."""
+        """Ranked candidates; `neighbours` (paths) replaces the open and recently edited files;
+        `line` is the cursor's (counted when not given)."""
         self._catch_up(current)
+        if line is None:
+            line = text.count("\n", 0, offset)
 
         def in_window(path: str, start: int, end: int) -> bool:
             return path == current and start < window[1] and window[0] < end
@@ -209,18 +212,22 @@ class ContextBuilder:
             ))
         if ranker in ("jaccard", "fused"):
             paths = list(neighbours) if neighbours is not None else list(self.index.open_documents) + list(self._recent)
-            texts = {p: source for p in paths + [current] if (source := text_of(p)) is not None}
-            rankings.append(jaccard.jaccard_search(query, texts, PER_RANKER, in_window))
+            texts = {p: source for p in paths if p != current and (source := text_of(p)) is not None}
+            texts[current], first_line = jaccard.around_cursor(text, offset, line)
+            rankings.append(jaccard.jaccard_search(query, texts, PER_RANKER, in_window, {current: first_line}))
         if ranker in ("bm25", "fused"):
             rankings.append(self.bm25.search(query, PER_RANKER, in_window))
         return reciprocal_rank_fusion(rankings) if len(rankings) > 1 else (rankings[0] if rankings else [])
 
     def snippets(
-        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], budget: int, count_tokens: TokenCounter
+        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], budget: int, count_tokens: TokenCounter,
+        line: int | None = None,
     ) -> tuple[Snippet, ...]:
+        """`line` is the cursor's (counted when not given)."""
         if ranker == "none" or budget <= 0:
             return ()
-        line = text.count("\n", 0, offset)
+        if line is None:
+            line = text.count("\n", 0, offset)
         key = (ranker, current, line, budget)
         with self._lock:
             fresh = self._current == current and not self._others_changed
@@ -231,6 +238,6 @@ class ContextBuilder:
         counts = self._counts
         if counts is None or not counts.serves(count_tokens):  # another model's tokenizer
             counts = self._counts = RememberedCounts(count_tokens)
-        chosen = pack(self.candidates(ranker, current, text, offset, window), budget, counts)
+        chosen = pack(self.candidates(ranker, current, text, offset, window, line=line), budget, counts)
         self._sticky = _Sticky(key, chosen)
         return chosen

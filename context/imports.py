@@ -11,14 +11,17 @@ from dataclasses import replace
 
 from fimls.context import imports_c, imports_go, imports_java, imports_js, imports_rust
 from fimls.context.candidates import Candidate, identifiers, lines_before
-from fimls.context.syntax import MAX_DEFINITION_LINES, Import, parse
+from fimls.context.syntax import MAX_DEFINITION_LINES, Import, parse, read_tree
 
 REEXPORT_DEPTH = 3  # barrel files re-exporting barrel files
 NEARBY_LINES = 40  # names used this near the cursor are the ones whose definitions are wanted
 
 
 def python_imports(source: str, path: str | None = None) -> list[Import]:
-    tree = parse("python", source, path)
+    return read_tree("python", source, path, _python_imports_of)
+
+
+def _python_imports_of(tree) -> list[Import]:
     found: list[Import] = []
     for node in tree.root_node.children:
         if node.type == "import_statement":
@@ -207,7 +210,7 @@ def imported_names(current, text, order, text_of, paths_named, files_in, folders
     used = tuple(order)
     wanted: list[tuple[str, str]] = []
     if current.endswith((".py", ".pyi")):
-        for imported in python_imports(text, current):
+        for imported in dict.fromkeys(python_imports(text, current)):  # a statement repeated resolves once
             for path in resolve_python_module(imported.module, imported.level, current, paths_named)[:1]:
                 wanted += [(path, name) for name in imported.names or used]
             for name in imported.names:  # `from pkg import module`: the module itself
@@ -216,13 +219,13 @@ def imported_names(current, text, order, text_of, paths_named, files_in, folders
                     wanted += [(path, n) for n in used]
     elif imports_js.is_source(current):
         exists = lambda path: text_of(path) is not None  # noqa: E731
-        for imported in imports_js.imports(text, current):
+        for imported in dict.fromkeys(imports_js.imports(text, current)):
             for path in imports_js.resolve(imported.module, current, exists):
                 wanted += [(path, name) for name in imported.names or used]
     elif current.endswith(".go"):
         for path in imports_go.same_package(current, files_in):
             wanted += [(path, name) for name in used]
-        for imported in imports_go.imports(text, current):
+        for imported in dict.fromkeys(imports_go.imports(text, current)):
             folder = imports_go.package_folder(imported.module, folders())
             if folder is not None and folder != posixpath.dirname(current):
                 for path in imports_go.files_of_package(folder, current, files_in):
@@ -234,7 +237,7 @@ def imported_names(current, text, order, text_of, paths_named, files_in, folders
         for path, names in imports_rust.reached(current, text, exists, crates, used):
             wanted += [(path, name) for name in dict.fromkeys(names + used)]
     elif current.endswith(".java"):
-        for imported in imports_java.imports(text, current):
+        for imported in dict.fromkeys(imports_java.imports(text, current)):
             for path in imports_java.resolve(imported, files_named, files_in, folders):  # the class, its members
                 wanted += [(path, name) for name in dict.fromkeys(imported.names + used)]
         for path in imports_java.same_folder_files(current, files_in):  # its package: no import needed

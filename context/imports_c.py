@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 
-from fimls.context.syntax import Import, ending_with, outline, parse
+from fimls.context.syntax import Import, ending_with, outline, parse, read_tree
 
 SOURCE_EXTENSIONS = (".c", ".h", ".cc", ".cpp", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp", ".inl")
 INCLUDE_DEPTH = 2  # headers included by the included headers
@@ -40,8 +40,12 @@ def _top_level(node):
 
 def includes(source: str, path: str) -> list[Import]:
     """Each `#include`: `level` 1 for "quoted" (searched next to the file first), 0 for <angled>."""
+    return read_tree(grammar(path), source, path, _includes_of)
+
+
+def _includes_of(tree) -> list[Import]:
     found = []
-    for node in _top_level(parse(grammar(path), source, path).root_node):
+    for node in _top_level(tree.root_node):
         if node.type == "preproc_include":
             target = node.child_by_field_name("path")
             if target is not None and target.type in ("string_literal", "system_lib_string"):

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import posixpath
 
-from fimls.context.syntax import Import, ending_with, parse, snippet
+from fimls.context.syntax import Import, ending_with, parse, read_tree, snippet
 
 
 def imports(source: str, path: str | None = None) -> list[Import]:
+    return read_tree("go", source, path, _imports_of)
+
+
+def _imports_of(tree) -> list[Import]:
     found = []
-    for node in parse("go", source, path).root_node.children:
+    for node in tree.root_node.children:
         if node.type != "import_declaration":
             continue
         specs = [c for c in node.named_children if c.type == "import_spec"]

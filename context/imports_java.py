@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import posixpath
 
-from fimls.context.syntax import Import, ending_with, outline, parse
+from fimls.context.syntax import Import, ending_with, outline, parse, read_tree
 
 _TYPES = {"class_declaration", "interface_declaration", "enum_declaration", "record_declaration", "annotation_type_declaration"}
 _MEMBERS = {"method_declaration", "constructor_declaration", "field_declaration", "constant_declaration"}
 
 
 def imports(source: str, path: str | None = None) -> list[Import]:
+    return read_tree("java", source, path, _imports_of)
+
+
+def _imports_of(tree) -> list[Import]:
     found = []
-    for node in parse("java", source, path).root_node.named_children:
+    for node in tree.root_node.named_children:
         if node.type == "import_declaration":
             name = next((c for c in node.named_children if c.type in ("scoped_identifier", "identifier")), None)
             if name is None:

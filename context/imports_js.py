@@ -7,7 +7,7 @@ from __future__ import annotations
 import posixpath
 import re
 
-from fimls.context.syntax import Import, parse, snippet
+from fimls.context.syntax import Import, parse, read_tree, snippet
 
 SOURCE_EXTENSIONS = (".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs", ".d.ts")
 _DEFINITIONS = {
@@ -25,9 +25,12 @@ def _string(node) -> str:
 
 
 def imports(source: str, path: str) -> list[Import]:
+    return read_tree(grammar(path), source, path, _imports_of)
+
+
+def _imports_of(tree) -> list[Import]:
     found: list[Import] = []
-    root = parse(grammar(path), source, path).root_node
-    for node in root.children:
+    for node in tree.root_node.children:
         if node.type == "import_statement":
             clause = next((c for c in node.named_children if c.type == "import_clause"), None)
             names, alias = [], None

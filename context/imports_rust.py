@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 
-from fimls.context.syntax import Import, outline, parse
+from fimls.context.syntax import Import, outline, parse, read_tree
 
 _ITEMS = {
     "function_item", "function_signature_item", "struct_item", "enum_item", "union_item", "trait_item",
@@ -46,9 +46,13 @@ def _segments(node) -> list[str]:
 
 def uses(source: str, path: str | None = None) -> tuple[list[tuple[list[str], str | None]], list[str]]:
     """The file's `use` paths as (path, item) pairs, and the child modules it declares (`mod m;`)."""
+    return read_tree("rust", source, path, _uses_of)
+
+
+def _uses_of(tree) -> tuple[list[tuple[list[str], str | None]], list[str]]:
     used: list[tuple[list[str], str | None]] = []
     children = []
-    for node in parse("rust", source, path).root_node.named_children:
+    for node in tree.root_node.named_children:
         if node.type == "use_declaration":
             _flatten(node.child_by_field_name("argument"), [], used)
         elif node.type == "mod_item" and node.child_by_field_name("body") is None:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class Completion:
     text: str
     generation: Generation
+    render_s: float = 0.0  # turning the prompt parts into token ids
 
 
 class Engine:
@@ -92,7 +93,9 @@ class Engine:
         rules: StopRules | None = None,
     ) -> Completion:
         """`stop_ids` replaces the template's end tokens (an empty set times a fixed length)."""
+        rendering = time.perf_counter()
         prompt = self.render(parts)
+        render_s = time.perf_counter() - rendering
         window = self.window
         if len(prompt) + max_new_tokens + self.speculative_tokens + 1 > window:
             raise ValueError(
@@ -127,7 +130,7 @@ class Engine:
                 self.session.reset()  # bounded memory: the next prompt is prefilled from scratch
         text = self.decode(generation.token_ids)
         cut = rules.cut(text) if rules is not None else None
-        return Completion(text if cut is None else text[:cut], generation)
+        return Completion(text if cut is None else text[:cut], generation, render_s)
 
     def _finished_by(self, rules: StopRules | None) -> Callable[[list[int]], bool]:
         if rules is None:

@@ -68,6 +68,17 @@ def line_after(after: str) -> str:
     return after if end < 0 else after[:end]
 
 
+def line_before_cursor(document: str, offset: int) -> str:
+    """`line_before(document[:offset])` without copying the text before the line."""
+    return document[document.rfind("\n", 0, offset) + 1 : offset]
+
+
+def line_after_cursor(document: str, offset: int) -> str:
+    """`line_after(document[offset:])` without copying the text after the line."""
+    end = document.find("\n", offset)
+    return document[offset : len(document) if end < 0 else end]
+
+
 def code_follows(line_after: str) -> bool:
     """Whether code follows the cursor on its line; closing brackets, quotes and separators that
     an editor auto-inserts do not count."""

@@ -17,9 +17,11 @@ special decode to their own text here.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,13 @@ CHECK_SAMPLE = (
     "\treturn fib(n - 1) + fib(n - 2)\r\n"
     "größe_über = {'名前': 3.14159, \"café\": [1024, -7]}\n"
 )
+
+
+# Lines whose ids are remembered: a keystroke changes one line of the prompt, and the others come
+# back request after request (about 40 MB at most, for lines of typical length).
+LINES_REMEMBERED = 65536
+LONGEST_REMEMBERED_LINE = 4096
+_LINES = re.compile(r"[^\n]*\n|[^\n]+")
 
 
 class TokenizerRefused(ValueError):
@@ -78,6 +87,11 @@ class CodeTokenizer:
         self.eos_id: int | None = hf.eos_token_id
         self.unk_id: int | None = hf.unk_token_id
         self.adds_bos = self._adds_bos()
+        self._encode_line = functools.lru_cache(maxsize=LINES_REMEMBERED)(self._encode_line_uncached)
+        # Whether a text's ids are its lines' ids end to end: true when the pre-tokenizer isolates
+        # line breaks (DeepSeek-Coder's does), so no token spans a line break. Then each line is
+        # encoded once and remembered, and a keystroke re-encodes only the line it changed.
+        self.line_additive = raw is not None and self._encode_whole(CHECK_SAMPLE) == self._encode_by_line(CHECK_SAMPLE)
 
     def _adds_bos(self) -> bool:
         """Whether the model expects BOS first: the config's `add_bos_token`, or what the
@@ -105,6 +119,16 @@ class CodeTokenizer:
         """Ids of `text` as text: a control-token string written in a source file (a file about
         tokenizers may hold `<｜fim▁hole｜>`) is encoded as its characters, never as the control
         token itself, which would break the prompt's structure."""
+        if self.line_additive and "\n" in text:
+            return self._encode_by_line(text)
+        return self._encode_whole(text)
+
+    def count(self, text: str) -> int:
+        if self.line_additive and "\n" in text:
+            return sum(len(self._line_ids(line)) for line in _LINES.findall(text))
+        return len(self._encode_whole(text))
+
+    def _encode_whole(self, text: str) -> list[int]:
         if not any(marker in text for marker in self.control_strings):
             return self.encode_plain(text)
         ids: list[int] = []
@@ -112,8 +136,18 @@ class CodeTokenizer:
             ids.extend(self.encode_plain(piece))
         return ids
 
-    def count(self, text: str) -> int:
-        return len(self.encode(text))
+    def _encode_by_line(self, text: str) -> list[int]:
+        ids: list[int] = []
+        for line in _LINES.findall(text):
+            ids.extend(self._line_ids(line))
+        return ids
+
+    def _line_ids(self, line: str):
+        # A minified file's one long line is not worth keeping.
+        return self._encode_line(line) if len(line) <= LONGEST_REMEMBERED_LINE else self._encode_whole(line)
+
+    def _encode_line_uncached(self, line: str) -> tuple[int, ...]:
+        return tuple(self._encode_whole(line))
 
     def decode(self, token_ids: list[int]) -> str:
         """Text of `token_ids`: special tokens dropped, added literal tokens as their own text, no

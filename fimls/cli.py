@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     lsp_bench.add_argument("--model", default=None, help="default: the offline test model")
     lsp_bench.add_argument("--file", default=None, help="source file to replay (default: one shipped in bench/data)")
     lsp_bench.add_argument("--keystrokes", type=int, default=150)
+    lsp_bench.add_argument("--size-keystrokes", type=int, default=40, help="keystrokes typed per file size")
+    lsp_bench.add_argument("--sizes", default="3,30000,300000,3000000", help="file sizes in bytes (3 = a three-line file)")
     lsp_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
     soak_bench = benches.add_parser("soak", help="the real server under bursts, cancellations, file events and settings changes")
@@ -218,7 +220,7 @@ def _complete(args: argparse.Namespace) -> int:
         engine = load_engine(settings)
     except (ModelUnavailable, FimUnsupported) as error:
         return _user_error(error)
-    from fimls.lsp.postprocess import postprocess
+    from fimls.lsp.postprocess import around_cursor, postprocess
 
     from fimls.completion import workspace_context
 
@@ -228,5 +230,5 @@ def _complete(args: argparse.Namespace) -> int:
     context.build()
     completion = complete_text(engine, settings, text, offset, path, root, context=context)
     # What an editor would show: the server post-processes the same way.
-    print_out(postprocess(completion.text, text[:offset], text[offset:]))
+    print_out(postprocess(completion.text, *around_cursor(text, offset)))
     return 0

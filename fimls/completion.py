@@ -6,7 +6,8 @@ and position.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from fimls.context.builder import ContextBuilder
@@ -14,8 +15,23 @@ from fimls.context.paths import display_path
 from fimls.context.window import window_lines, window_parts
 from fimls.context.workspace import WorkspaceIndex
 from fimls.engine.engine import Completion, Engine
-from fimls.engine.stops import line_after, line_before, rules_for_cursor
+from fimls.engine.stops import line_after_cursor, line_before_cursor, rules_for_cursor
 from fimls.settings import Settings
+
+
+@dataclass(frozen=True)
+class PromptedCompletion:
+    completion: Completion
+    window: tuple[int, int]  # the span of the document the prompt's prefix and suffix came from
+    context_s: float  # building the prompt: window, snippets, rendering
+
+    @property
+    def text(self) -> str:
+        return self.completion.text
+
+    @property
+    def model_s(self) -> float:
+        return self.completion.generation.total_s
 
 
 def complete_text(
@@ -27,7 +43,9 @@ def complete_text(
     root: str | None,
     cancelled: Callable[[], bool] = lambda: False,
     context: ContextBuilder | None = None,
-) -> Completion:
+) -> PromptedCompletion:
+    started = time.perf_counter()
+    offset = max(0, min(offset, len(text)))
     prefix_tokens, suffix_tokens, context_tokens = fit_budgets(settings, engine.window)
     path = display_path(file_path, root)
     parts = window_parts(
@@ -39,11 +57,14 @@ def complete_text(
         suffix_tokens=suffix_tokens,
     )
     if context is not None and context_tokens > 0:
-        window = window_lines(text, offset, parts)
-        snippets = context.snippets(settings.ranker, path, text, offset, window, context_tokens, engine.count_tokens)
+        line = text.count("\n", 0, offset)
+        snippets = context.snippets(
+            settings.ranker, path, text, offset, window_lines(line, parts), context_tokens, engine.count_tokens, line
+        )
         parts = replace(parts, snippets=snippets)
-    rules = rules_for_cursor(line_before(text[:offset]), line_after(text[offset:]))
-    return engine.complete(
+    rules = rules_for_cursor(line_before_cursor(text, offset), line_after_cursor(text, offset))
+    built = time.perf_counter()
+    completion = engine.complete(
         parts,
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
@@ -51,6 +72,8 @@ def complete_text(
         cancelled=cancelled,
         rules=rules,
     )
+    span = (offset - len(parts.prefix), offset + len(parts.suffix))
+    return PromptedCompletion(completion, span, built - started + completion.render_s)
 
 
 def workspace_context(root: str, settings: Settings) -> ContextBuilder:

@@ -6,14 +6,18 @@ of the last line one character short. Either puts the server's copy out of step 
 after an incremental edit. Here a line ends only at `\\r\\n`, `\\r` or `\\n`; a column counts
 the negotiated code units (UTF-16 unless the client chose otherwise) and a column past the end
 of its line means the end of that line, as the specification says.
+
+Positions are turned into offsets through an index of line starts that each incremental edit
+updates where it changed (the lines around the edit are rescanned, the starts after it shifted),
+so a keystroke in a 3 MB file costs what it changed, not a scan of the whole text.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 from typing import Sequence
 
+import numpy
 from lsprotocol import types
 from pygls.workspace import TextDocument, Workspace
 
@@ -27,23 +31,39 @@ class LspTextDocument(TextDocument):
         """Each line with its line break; no empty last line after a final break."""
         return tuple(_LINE.findall(self.source))
 
-    def _line_spans(self) -> list[tuple[int, int]]:
-        """(start, end of content) of every line, including the empty one after a final break."""
-        spans, start = [], 0
-        for line_break in _LINE_BREAK.finditer(self.source):
-            spans.append((start, line_break.start()))
-            start = line_break.end()
-        spans.append((start, len(self.source)))
-        return spans
+    _starts: numpy.ndarray | None = None  # start offset of every line, the empty one after a final break included
+    _indexed: str | None = None  # the text `_starts` describes
+
+    def _line_starts(self) -> numpy.ndarray:
+        source = self.source
+        if self._starts is None or self._indexed is not source:
+            # A first look, or a text replaced whole (full sync): one scan.
+            self._starts = _scan_starts(source, 0, len(source), [0])
+            self._indexed = source
+        return self._starts
+
+    def _line_span(self, line: int) -> tuple[int, int]:
+        """(start, end of content) of a line that exists."""
+        starts = self._line_starts()
+        start = int(starts[line])
+        if line + 1 == len(starts):
+            return start, len(self.source)
+        end = int(starts[line + 1])
+        source = self.source
+        end -= 2 if source[end - 2 : end] == "\r\n" else 1
+        return start, end
+
+    @property
+    def line_count(self) -> int:
+        return len(self._line_starts())
 
     def offset_at_position(self, client_position: types.Position) -> int:
         """Code-point offset of a client position; past the last line is the end of the text."""
-        spans = self._line_spans()
         if client_position.line < 0:
             return 0
-        if client_position.line >= len(spans):
+        if client_position.line >= self.line_count:
             return len(self.source)
-        start, end = spans[client_position.line]
+        start, end = self._line_span(client_position.line)
         units_for = self.position_codec.impl.code_units_for_char
         offset, units = start, 0
         while offset < end:
@@ -55,24 +75,45 @@ class LspTextDocument(TextDocument):
         return offset
 
     def client_position_at_offset(self, offset: int) -> types.Position:
-        line, (start, end) = self._line_at(offset)
+        line = self.line_of(offset)
+        start, end = self._line_span(line)
+        offset = min(max(offset, 0), len(self.source))
         return types.Position(line=line, character=self.position_codec.client_num_units(self.source[start:min(offset, end)]))
 
     def line_start_offset(self, offset: int) -> int:
         """Offset of the start of the line holding `offset`."""
-        return self._line_at(offset)[1][0]
+        return int(self._line_starts()[self.line_of(offset)])
 
-    def _line_at(self, offset: int) -> tuple[int, tuple[int, int]]:
+    def line_of(self, offset: int) -> int:
+        """The line (LSP's count) holding code-point `offset`, clamped to the text."""
         offset = min(max(offset, 0), len(self.source))
-        spans = self._line_spans()
-        line = bisect.bisect_right([start for start, _ in spans], offset) - 1
-        return line, spans[line]
+        return int(numpy.searchsorted(self._line_starts(), offset, side="right")) - 1
 
     def _apply_incremental_change(self, change: types.TextDocumentContentChangePartial) -> None:
         start = self.offset_at_position(change.range.start)
         end = self.offset_at_position(change.range.end)
         start, end = min(start, end), max(start, end)
-        self._source = self.source[:start] + change.text + self.source[end:]
+        starts = self._line_starts()
+        source = self.source[:start] + change.text + self.source[end:]
+        # Rescan from the line before the edit to the line after it: a break can join or split
+        # across the edit's edges (`\r` + inserted `\n`), never beyond a line untouched on each side.
+        first = max(0, self.line_of(start) - 1)
+        last = self.line_of(end) + 1
+        delta = len(change.text) - (end - start)
+        tail = starts[last + 1 :] + delta if last + 1 < len(starts) else starts[:0]
+        region_end = int(tail[0]) if len(tail) else len(source)
+        inner = _scan_starts(source, int(starts[first]), region_end, [])
+        if len(tail) and len(inner) and inner[-1] == region_end:
+            inner = inner[:-1]  # the line after the region begins where it did, shifted
+        self._source = source
+        self._starts = numpy.concatenate((starts[: first + 1], inner, tail))
+        self._indexed = source
+
+
+def _scan_starts(source: str, start: int, end: int, first: list[int]) -> numpy.ndarray:
+    """`first` and the offsets that follow each line break in `source[start:end]`."""
+    found = first + [match.end() for match in _LINE_BREAK.finditer(source, start, end)]
+    return numpy.array(found, dtype=numpy.int64)
 
 
 class LspWorkspace(Workspace):

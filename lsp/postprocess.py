@@ -1,7 +1,9 @@
 """What makes a completion feel right once the model has written it. Plain functions of strings,
 applied in `postprocess` in order; each is table-tested with real snippets.
 
-`before` is the document text before the cursor, `after` the text after it.
+`before` is the document text before the cursor, `after` the text after it; `around_cursor`
+gives the part of them these functions read, so a keystroke in a large file never copies or scans
+the whole of it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,26 @@ _CLOSERS = {")": "(", "]": "[", "}": "{"}
 _OPENERS = {v: k for k, v in _CLOSERS.items()}
 
 
+INDENT_SAMPLE_CHARS = 4000
+FOLLOWING_LINES = 5
+
+
+def around_cursor(document: str, offset: int) -> tuple[str, str]:
+    """The text before and after `offset` that post-processing reads: the cursor's whole line,
+    `INDENT_SAMPLE_CHARS` either side, and the next `FOLLOWING_LINES` non-blank lines."""
+    line_start = document.rfind("\n", 0, offset) + 1
+    before = document[min(line_start, max(0, offset - INDENT_SAMPLE_CHARS)) : offset]
+    end = document.find("\n", offset)
+    non_blank = 0
+    while end >= 0 and non_blank < FOLLOWING_LINES:
+        next_end = document.find("\n", end + 1)
+        if document[end + 1 : next_end if next_end >= 0 else len(document)].strip():
+            non_blank += 1
+        end = next_end
+    after_end = len(document) if end < 0 else max(end, offset + INDENT_SAMPLE_CHARS)
+    return before, document[offset:after_end]
+
+
 def trim_suffix_overlap(text: str, after: str) -> str:
     """Drop the end of the completion that the document already has after the cursor: the rest of
     the line (`foo(x))` before `)`), or whole following lines the model wrote again."""
@@ -23,7 +45,7 @@ def trim_suffix_overlap(text: str, after: str) -> str:
             if text.endswith(rest[:size]) and rest[:size].strip():
                 return text[: len(text) - size]
         return text
-    following = [line for line in after.split("\n")[1:] if line.strip()][:5]
+    following = [line for line in after.split("\n")[1:] if line.strip()][:FOLLOWING_LINES]
     lines = text.split("\n")
     if len(lines) > 1 and following:
         # The first following line written again ends the completion there. A line of closing
@@ -65,7 +87,7 @@ def to_single_line(text: str, after: str) -> str:
 
 def match_indentation(text: str, before: str, after: str) -> str:
     """Lines after the first use the file's indentation character (tabs or spaces)."""
-    sample = before[-4000:] + after[:4000]
+    sample = before[-INDENT_SAMPLE_CHARS:] + after[:INDENT_SAMPLE_CHARS]
     tabs = len(re.findall(r"^\t", sample, re.M))
     spaces = len(re.findall(r"^ {2,}", sample, re.M))
     if not (tabs or spaces) or "\n" not in text:

@@ -302,7 +302,14 @@ def on_did_partially_accept_completion(ls: FimlsServer, params: Any) -> None:
 
 @server.feature("fimls/stats")
 def on_stats(ls: FimlsServer, params: Any) -> dict:
-    return {"state": ls.state, **ls.service.stats.report(), "settings": ls.settings.model_dump(by_alias=True)}
+    """The statistics so far; with `{"reset": true}` they start again from zero afterwards (a
+    benchmark leaves its warm-up out this way)."""
+    report = {"state": ls.state, **ls.service.stats.report(), "settings": ls.settings.model_dump(by_alias=True)}
+    if getattr(params, "reset", None) is True or (isinstance(params, dict) and params.get("reset") is True):
+        from fimls.lsp.stats import Stats
+
+        ls.service.stats = Stats()
+    return report
 
 
 def serve(stdio_out: BinaryIO | None, tcp_port: int | None) -> int:

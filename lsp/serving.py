@@ -12,7 +12,7 @@ from typing import Callable
 
 from fimls.engine.worker import ModelWorker, Superseded
 from fimls.lsp.debounce import TypingRhythm
-from fimls.lsp.postprocess import postprocess
+from fimls.lsp.postprocess import around_cursor, postprocess
 from fimls.lsp.stats import Stats
 from fimls.lsp.suggestion_cache import SuggestionCache
 from fimls.settings import Settings
@@ -75,7 +75,7 @@ class CompletionService:
         self.stats.requests += 1
         self._sequence += 1
         self._latest[request.uri] = self._sequence
-        waits = {"debounce_ms": 0.0, "worker_ms": 0.0}
+        waits = {"debounce_ms": 0.0, "queue_ms": 0.0, "context_ms": 0.0, "model_ms": 0.0}
         try:
             text = await self._respond(request, self._sequence, waits)
         except asyncio.CancelledError:
@@ -83,9 +83,10 @@ class CompletionService:
             raise
         total_ms = (time.perf_counter() - started) * 1000
         self.stats.latency_ms.append(total_ms)
-        # Time in the debounce and in the worker (waiting for an older generation to stop, then
-        # generating) is by design or the model's; what is left is the server's own overhead.
-        self.stats.overhead_ms.append(max(0.0, total_ms - waits["debounce_ms"] - waits["worker_ms"]))
+        # The debounce is by design, waiting for an older generation to stop at its next token is
+        # that generation's, and the model's time is the model's; building the prompt is counted
+        # apart, and everything else (the cache, post-processing, the protocol) is the server's.
+        self.stats.overhead_ms.append(max(0.0, total_ms - sum(waits.values())))
         if not text:
             self.stats.empty += 1
         return text
@@ -93,8 +94,7 @@ class CompletionService:
     async def _respond(self, request: Request, sequence: int, waits: dict[str, float]) -> str:
         if self.engine is None or not self.allowed(request.relative_path, request.language_id):
             return ""
-        before, after = request.text[: request.offset], request.text[request.offset :]
-        cached = self.cache.get(request.uri, before, after)
+        cached = self.cache.get(request.uri, request.text, request.offset)
         if cached is not None:
             self.stats.cache_hits += 1
             return cached
@@ -108,7 +108,10 @@ class CompletionService:
         engine, settings = self.engine, self.settings
         from fimls.completion import complete_text
 
+        queued = time.perf_counter()
+
         def run(cancelled):
+            waits["queue_ms"] = (time.perf_counter() - queued) * 1000
             self.stats.model_calls += 1  # counted in the worker: queued requests that were superseded never get here
             completion = complete_text(
                 engine, settings, request.text, request.offset, request.path, self.root, cancelled, self.context
@@ -117,7 +120,6 @@ class CompletionService:
                 self.stats.stopped_early += 1  # superseded mid-generation: stopped at the next decode step
             return completion
 
-        in_worker = time.perf_counter()
         try:
             completion = await self.worker.generate(request.uri, run)
         except Superseded:
@@ -131,14 +133,15 @@ class CompletionService:
                 self.failing = True
                 self.on_health(problem)
             return ""
-        finally:
-            waits["worker_ms"] = (time.perf_counter() - in_worker) * 1000
         if self.failing:
             self.failing = False
             self.on_health(None)
-        self.stats.engine_ms.append(completion.generation.total_s * 1000)
-        text = postprocess(completion.text, before, after)
-        self.cache.put(request.uri, before, after, text)
+        waits["context_ms"], waits["model_ms"] = completion.context_s * 1000, completion.model_s * 1000
+        self.stats.engine_ms.append(waits["model_ms"])
+        self.stats.context_ms.append(waits["context_ms"])
+        self.stats.queue_ms.append(waits["queue_ms"])
+        text = postprocess(completion.text, *around_cursor(request.text, request.offset))
+        self.cache.put(request.uri, request.text, request.offset, text, completion.window)
         return text
 
 

@@ -34,7 +34,9 @@ class Stats:
     accepted: int = 0
     partially_accepted: int = 0
     latency_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
-    engine_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+    engine_ms: deque = field(default_factory=lambda: deque(maxlen=2000))  # the model: prefill and decode
+    context_ms: deque = field(default_factory=lambda: deque(maxlen=2000))  # building the prompt
+    queue_ms: deque = field(default_factory=lambda: deque(maxlen=2000))  # waiting for the model worker
     overhead_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
 
     def report(self) -> dict:
@@ -55,6 +57,10 @@ class Stats:
             "latency_p95_ms": _percentile(self.latency_ms, 95),
             "engine_p50_ms": _percentile(self.engine_ms, 50),
             "engine_p95_ms": _percentile(self.engine_ms, 95),
+            "context_p50_ms": _percentile(self.context_ms, 50),
+            "context_p95_ms": _percentile(self.context_ms, 95),
+            "queue_p50_ms": _percentile(self.queue_ms, 50),
+            "queue_p95_ms": _percentile(self.queue_ms, 95),
             "server_overhead_p50_ms": _percentile(self.overhead_ms, 50),
             "server_overhead_p95_ms": _percentile(self.overhead_ms, 95),
         }

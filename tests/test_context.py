@@ -243,6 +243,43 @@ def test_incremental_reparse_of_a_typed_file_equals_a_full_parse():
         assert str(incremental.root_node) == str(parser("python").parse(text.encode()).root_node)
 
 
+def test_imports_of_the_typed_file_are_reread_only_when_an_edit_touches_an_import():
+    from fimls.context import imports_go, imports_rust
+    from fimls.context.imports import python_imports
+    from fimls.context.syntax import parse
+
+    def modules(source, path):
+        return [(i.module, i.names) for i in python_imports(source, path)]
+
+    base = "import os\nfrom pkg.util import (\n    helper,\n    other,\n)\n\n\ndef main():\n    x = 1\n"
+    path = "typed_imports.py"
+    assert modules(base, path) == [("os", ()), ("pkg.util", ("helper", "other"))]
+    before = parse("python", base, path)
+    typed = base + "    y = helper(x)\n"
+    assert modules(typed, path) == modules(base, path)
+    from fimls.context import syntax
+
+    assert syntax._live[("python", path)][1] is before  # not reparsed: the edit touched no import
+    cases = [
+        (typed.replace("    other,\n", "    other,\n    third,\n"), ("pkg.util", ("helper", "other", "third"))),  # inside the parentheses
+        (typed.replace("import os\n", "import os\nimport json\n"), ("json", ())),  # a new import line
+    ]
+    for edited, expected in cases:
+        assert expected in modules(edited, path)
+        assert modules(edited, path) == [(i.module, i.names) for i in python_imports(edited)]  # what a full parse reads
+    removed = typed.replace("import os\n", "")
+    assert ("os", ()) not in modules(removed, path)
+    # The same for the other languages' import words.
+    go = 'package main\n\nimport (\n\t"fmt"\n)\n\nfunc main() {\n}\n'
+    assert [i.module for i in imports_go.imports(go, "m.go")] == ["fmt"]
+    go2 = go.replace('\t"fmt"\n', '\t"fmt"\n\t"os"\n')
+    assert [i.module for i in imports_go.imports(go2, "m.go")] == ["fmt", "os"]
+    rust = "use crate::a::B;\n\nfn main() {\n}\n"
+    assert imports_rust.uses(rust, "src/main.rs")[0] == [(["crate", "a"], "B")]
+    assert imports_rust.uses(rust.replace("fn main() {\n", "fn main() {\n    let x = 1;\n"), "src/main.rs")[0] == [(["crate", "a"], "B")]
+    assert imports_rust.uses(rust + "mod tests;\n", "src/main.rs")[1] == ["tests"]
+
+
 def test_bm25_term_counts_follow_updates_and_deletes_exactly():
     from fimls.context.bm25 import BM25Index
 
@@ -337,3 +374,24 @@ def test_eval_harness_makes_typescript_and_go_cases(tmp_path):
     assert {(c["file"], c["name"], c["gold_path"], c["gold_start"]) for c in make_cases(rust.parent, 10)} == {
         ("src/main.rs", "area", "src/geometry.rs", 0),
     }
+
+
+def test_jaccard_reads_the_typed_file_around_the_cursor_only():
+    from fimls.context import jaccard
+
+    def file_with(lines: int, marker_line: int) -> str:
+        rows = [f"filler_{i} = {i}\n" for i in range(lines)]
+        rows[marker_line] = "special_marker_name = compute_special_marker()\n"
+        return "".join(rows) + "special_marker_name = compute_special_marker("
+
+    # Within CURRENT_FILE_LINES / 2 of the cursor (the file's last line) or not.
+    for lines, marker_line, found in ((900, 10, True), (1500, 600, True), (5000, 100, False), (5000, 4300, True)):
+        text = file_with(lines, marker_line)
+        region, first = jaccard.around_cursor(text, len(text), text.count("\n"))
+        assert first % jaccard.STEP_LINES == 0 and text.count("\n") - first <= jaccard.CURRENT_FILE_LINES // 2 + jaccard.STEP_LINES
+        assert text.endswith(region) and region.endswith("compute_special_marker(")
+        hits = jaccard.jaccard_search("special_marker_name = compute_special_marker(", {"a.py": region}, 5, first_lines={"a.py": first})
+        windows = [(c.start_line, c.end_line) for c in hits]
+        assert any(start <= marker_line < end for start, end in windows) == found, (lines, marker_line, windows)
+        for c in hits:  # line numbers are the file's, not the region's
+            assert text.splitlines(keepends=True)[c.start_line] == c.text.splitlines(keepends=True)[0]

@@ -82,6 +82,13 @@ def test_incremental_edits_keep_the_server_text_equal_to_the_editors(initial, ed
         document.apply_change(change)
         model.edit(model.index(start_line, start_char), model.index(end_line, end_char), text)
         assert document.source == model.decode()
+        # The line index the edit updated in place agrees with one scanned afresh.
+        fresh = LspTextDocument("file:///w/a.py", document.source, position_codec=PositionCodec())
+        assert document.line_count == fresh.line_count == len(model.line_spans())
+        for line in range(document.line_count):
+            for character in (0, 1, 10**6):
+                position = types.Position(line, character)
+                assert document.offset_at_position(position) == fresh.offset_at_position(position)
 
 
 @settings(max_examples=300, deadline=None)
@@ -105,3 +112,15 @@ def test_lines_break_only_where_lsp_says():
     assert document.lines == ("a\u2028b\x0cc\r\n", "d\r", "e\n", "f")
     assert document.offset_at_position(types.Position(0, 99)) == len("a\u2028b\x0cc")
     assert document.offset_at_position(types.Position(3, 1)) == len(document.source)
+
+
+def test_an_edit_that_joins_or_splits_a_crlf_break_moves_the_line_starts():
+    document = LspTextDocument("file:///w/a.py", "a\rb\nc", position_codec=PositionCodec())
+    assert document.line_count == 3
+    # "\n" typed right after a lone "\r": the two are now one break, and "b" starts a character later.
+    document.apply_change(types.TextDocumentContentChangePartial(range=types.Range(types.Position(1, 0), types.Position(1, 0)), text="\n"))
+    assert document.source == "a\r\nb\nc" and document.line_count == 3
+    assert document.offset_at_position(types.Position(1, 0)) == 3
+    # Deleting that "\n" splits nothing and leaves "\r" as the break.
+    document.apply_change(types.TextDocumentContentChangePartial(range=types.Range(types.Position(0, 1), types.Position(1, 0)), text="\r"))
+    assert document.source == "a\rb\nc" and document.offset_at_position(types.Position(1, 0)) == 2

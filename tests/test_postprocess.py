@@ -112,3 +112,24 @@ def test_a_closing_line_the_completion_needs_is_kept():
     # Go: the completion opens and closes its own block; the function's `}` follows in the file.
     text = "if err != nil {\n\t\treturn err\n\t}"
     assert trim_suffix_overlap(text, "\n}\n") == text
+
+
+def test_post_processing_reads_only_the_text_around_the_cursor_and_decides_as_with_all_of_it():
+    import random
+    import sysconfig
+    from pathlib import Path
+
+    from fimls.lsp.postprocess import around_cursor
+
+    rng = random.Random(11)
+    files = sorted(p for p in Path(sysconfig.get_paths()["stdlib"]).rglob("*.py") if 20_000 < p.stat().st_size < 300_000)
+    completions = ["value)\n    return value\n", "items))", "x\n\n\n    y", "\tindented\n\t\tmore\n", "self.run()\n        self.stop()\n    def"]
+    for path in rng.sample(files, 20):
+        document = path.read_text(encoding="utf-8", errors="replace")
+        for _ in range(10):
+            offset = rng.randrange(len(document) + 1)
+            before, after = around_cursor(document, offset)
+            cursor_line_so_far = offset - document.rfind("\n", 0, offset) - 1
+            assert len(before) <= max(4000, cursor_line_so_far)  # not the whole prefix of the file
+            for text in completions + [document[offset : offset + rng.randrange(1, 120)]]:
+                assert postprocess(text, before, after) == postprocess(text, document[:offset], document[offset:])

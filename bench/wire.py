@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 
 class ServerExited(RuntimeError):
@@ -37,6 +37,9 @@ class WireClient:
         self.notifications: list[dict] = []
         self.server_requests: list[dict] = []
         self.stderr_tail: list[str] = []
+        # What `workspace/configuration` answers: a function of the request's params; by default
+        # null for every item, as a client with no settings for the section does.
+        self.answer_configuration: Callable[[dict], list] | None = None
         self._changed = threading.Condition()
         self._write_lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -155,7 +158,9 @@ class WireClient:
         # Progress tokens and configuration pulls: answer as a client that has no opinions.
         result: Any = None
         if message["method"] == "workspace/configuration":
-            result = [None for _ in message.get("params", {}).get("items", [])]
+            params = message.get("params", {})
+            answer = self.answer_configuration
+            result = answer(params) if answer is not None else [None for _ in params.get("items", [])]
         self.send({"id": message["id"], "result": result})
 
     def _drain_stderr(self) -> None:

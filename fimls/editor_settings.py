@@ -32,6 +32,8 @@ def vscode_properties() -> dict:
     for name, field in schema.items():
         entry = {key: field[key] for key in _VSCODE_KEYWORDS if key in field}
         entry["default"] = defaults[name]
+        # A folder of a multi-root workspace may set its own value; the server asks for its folder's.
+        entry["scope"] = "resource"
         entry["markdownDescription"] = field["description"]
         properties[f"fimls.{name}"] = entry
     return properties
@@ -49,8 +51,10 @@ def render_vscode_package(package: dict) -> dict:
 
 
 def jetbrains_files() -> dict[str, dict]:
-    defaults = user_defaults()
-    return {"initializationOptions.json": defaults, "settings.json": {"fimls": defaults}}
+    """The template's one place for settings, empty: LSP4IJ answers `workspace/configuration`
+    from it, which the server takes as the whole truth, so a default written here would hide the
+    server's own (`$FIMLS_MODEL`) and a second copy (initialization options) would be overridden."""
+    return {"settings.json": {"fimls": {}}}
 
 
 def dumps(document: dict) -> str:

@@ -42,7 +42,7 @@ class LspTextDocument(TextDocument):
             self._indexed = source
         return self._starts
 
-    def _line_span(self, line: int) -> tuple[int, int]:
+    def line_span(self, line: int) -> tuple[int, int]:
         """(start, end of content) of a line that exists."""
         starts = self._line_starts()
         start = int(starts[line])
@@ -63,7 +63,7 @@ class LspTextDocument(TextDocument):
             return 0
         if client_position.line >= self.line_count:
             return len(self.source)
-        start, end = self._line_span(client_position.line)
+        start, end = self.line_span(client_position.line)
         units_for = self.position_codec.impl.code_units_for_char
         offset, units = start, 0
         while offset < end:
@@ -76,13 +76,9 @@ class LspTextDocument(TextDocument):
 
     def client_position_at_offset(self, offset: int) -> types.Position:
         line = self.line_of(offset)
-        start, end = self._line_span(line)
+        start, end = self.line_span(line)
         offset = min(max(offset, 0), len(self.source))
         return types.Position(line=line, character=self.position_codec.client_num_units(self.source[start:min(offset, end)]))
-
-    def line_start_offset(self, offset: int) -> int:
-        """Offset of the start of the line holding `offset`."""
-        return int(self._line_starts()[self.line_of(offset)])
 
     def line_of(self, offset: int) -> int:
         """The line (LSP's count) holding code-point `offset`, clamped to the text."""

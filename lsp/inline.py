@@ -10,21 +10,26 @@ from fimls.lsp.document import LspTextDocument
 def inline_items(
     document: LspTextDocument, position: types.Position, text: str, command: types.Command | None = None
 ) -> list[types.InlineCompletionItem]:
-    """One item that replaces the line's text before the cursor with itself plus the completion.
+    """One item that replaces the cursor's whole line with itself, the completion inserted at the
+    cursor.
 
-    A replacement from the start of the line (rather than an insertion at the cursor) is what
-    VS Code prefers: if the user deletes a character the item still matches. `command` runs when
-    the user accepts the item (local acceptance counting).
+    A replacement of the whole line (rather than an insertion at the cursor) is what VS Code and
+    Copilot do: if the user deletes a character the item still matches. It runs to the line's end
+    and keeps the text after the cursor, because Neovim 0.12 shows an item's range as an overlay:
+    a range ending at the cursor with the rest of the line left out would hide that rest
+    (neovim#33972). `command` runs when the user accepts the item (local acceptance counting).
     """
     if not text:
         return []
     offset = document.offset_at_position(position)  # clamped: a position past the end is never an error
-    line_start = document.line_start_offset(offset)
-    end = document.client_position_at_offset(offset)
+    line = document.line_of(offset)
+    line_start, line_end = document.line_span(line)
     return [
         types.InlineCompletionItem(
-            insert_text=document.source[line_start:offset] + text,
-            range=types.Range(start=types.Position(line=end.line, character=0), end=end),
+            insert_text=document.source[line_start:offset] + text + document.source[offset:line_end],
+            range=types.Range(
+                start=types.Position(line=line, character=0), end=document.client_position_at_offset(line_end)
+            ),
             command=command,
         )
     ]

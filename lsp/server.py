@@ -42,6 +42,10 @@ class FimlsServer(LanguageServer):
         # `initialize` cannot show messages yet; a problem found there is shown once initialized.
         self.pending_message: str | None = None
         self.loading: asyncio.Task | None = None
+        # A model (re)load is wanted with the settings in force when it starts: changes that arrive
+        # before then, or while a load runs, are served by one more load, not one each.
+        self.reload_wanted = False
+        self.loaded_with: tuple | None = None  # the reload-relevant settings of the last load
         self.item_ids = itertools.count(1)
         self.index = None  # the WorkspaceIndex, once initialize names a root
         # One thread for work done ahead of requests (parsing what a just-opened file imports).
@@ -121,23 +125,32 @@ async def on_initialized(ls: FimlsServer, params: types.InitializedParams) -> No
     if ls.pending_message:
         ls.show(types.MessageType.Error, ls.pending_message)
     await pull_configuration(ls, reload=False)
-    ls.loading = asyncio.ensure_future(load_model(ls))
+    request_reload(ls, settle_s=0.0)
+
+
+def pulls_configuration(ls: FimlsServer) -> bool:
+    workspace = ls.client_capabilities.workspace
+    return workspace is not None and bool(workspace.configuration)
 
 
 async def pull_configuration(ls: FimlsServer, reload: bool = True) -> None:
-    """Settings from `workspace/configuration` (section `fimls`) over the initialization options."""
-    workspace = ls.client_capabilities.workspace
-    if workspace is None or not workspace.configuration:
+    """The settings, from `workspace/configuration` (section `fimls`, scoped to the workspace
+    folder) where the client answers it: its answer is the whole truth, a setting it leaves out
+    is the default, so a value the user removes reverts. A client that answers `null` for the
+    section (it holds no fimls settings there, as Neovim when only `init_options` are set) keeps
+    the initialization options."""
+    if not pulls_configuration(ls):
         return
+    root = ls.workspace.root_uri
     try:
         result = await ls.workspace_configuration_async(
-            types.ConfigurationParams(items=[types.ConfigurationItem(section="fimls")])
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="fimls", scope_uri=root)])
         )
     except Exception:
         log.warning("workspace/configuration failed", exc_info=True)
         return
-    values = result[0] if result and isinstance(result[0], dict) else {}
-    await apply_settings(ls, {**ls.initialization_options, **values}, reload=reload)
+    values = result[0] if result else None
+    await apply_settings(ls, values if isinstance(values, dict) else ls.initialization_options, reload=reload)
 
 
 async def apply_settings(ls: FimlsServer, raw: object, reload: bool = True) -> None:
@@ -152,24 +165,53 @@ async def apply_settings(ls: FimlsServer, raw: object, reload: bool = True) -> N
     changed = {name for name in RELOAD_FIELDS if getattr(old, name) != getattr(new, name)}
     if reload and changed:
         log.info("settings %s changed: reloading the model", sorted(changed))
-        if ls.loading is not None and not ls.loading.done():
-            await asyncio.wait([ls.loading])
-        ls.loading = asyncio.ensure_future(load_model(ls))
+        request_reload(ls)
+
+
+# Reload-worthy changes this close together (an editor writing several settings, LSP4IJ's
+# configuration push at start) are served by one load.
+RELOAD_SETTLE_S = 0.25
+
+
+def _reload_key(settings: Settings) -> tuple:
+    return tuple(getattr(settings, name) for name in sorted(RELOAD_FIELDS))
+
+
+def request_reload(ls: FimlsServer, settle_s: float = RELOAD_SETTLE_S) -> None:
+    """Load the model with the settings in force once the changes settle; one load serves every
+    change that arrives before it starts, and one more serves all that arrive while it runs."""
+    ls.reload_wanted = True
+    if ls.loading is None or ls.loading.done():
+        ls.loading = asyncio.ensure_future(_reload_when_settled(ls, settle_s))
+
+
+async def _reload_when_settled(ls: FimlsServer, settle_s: float) -> None:
+    while ls.reload_wanted:
+        await asyncio.sleep(settle_s)
+        settle_s = RELOAD_SETTLE_S
+        ls.reload_wanted = False
+        if ls.loaded_with == _reload_key(ls.settings):
+            continue  # changed and changed back: the model in memory is the one wanted
+        await load_model(ls)
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 async def on_did_change_configuration(ls: FimlsServer, params: types.DidChangeConfigurationParams) -> None:
+    if pulls_configuration(ls):
+        await pull_configuration(ls)  # the client's answer is the whole truth, whatever it pushed
+        return
     pushed = params.settings.get("fimls") if isinstance(params.settings, dict) else None
+    # A client that cannot be asked pushes what changed (LSP: "the actual changed settings"),
+    # over its initialization options.
     if isinstance(pushed, dict):
         await apply_settings(ls, {**ls.initialization_options, **pushed})
-    else:
-        await pull_configuration(ls)
 
 
 async def load_model(ls: FimlsServer) -> None:
     from fimls.completion import load_engine
 
     settings = ls.settings
+    ls.loaded_with = _reload_key(settings)
     ls.service.engine = None  # completions answer empty while the model (re)loads
     token = None
     window = ls.client_capabilities.window

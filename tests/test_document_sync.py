@@ -93,18 +93,18 @@ def test_incremental_edits_keep_the_server_text_equal_to_the_editors(initial, ed
 
 @settings(max_examples=300, deadline=None)
 @given(text=texts, cursor=positions())
-def test_completion_range_is_the_cursor_lines_start_to_the_cursor_in_utf16(text, cursor):
+def test_completion_range_is_the_cursors_whole_line_in_utf16(text, cursor):
     document = LspTextDocument("file:///w/a.py", text, position_codec=PositionCodec())
     model = Utf16Model(text)
     [item] = inline_items(document, types.Position(*cursor), "XY")
-    expected_end = model.position(*cursor)
-    assert item.range.end == expected_end
-    assert item.range.start == types.Position(line=expected_end.line, character=0)
-    # The item's text is what the editor has from the line start to the cursor, plus the completion.
-    start, _ = model.line_spans()[expected_end.line]
-    typed = Utf16Model("")
-    typed.units = model.units[start : start + expected_end.character]
-    assert item.insert_text == typed.decode() + "XY"
+    at = model.position(*cursor)
+    start, end = model.line_spans()[at.line]
+    assert item.range.start == types.Position(line=at.line, character=0)
+    assert item.range.end == types.Position(line=at.line, character=end - start)
+    # The item's text is the editor's line with the completion at the cursor.
+    before, after = Utf16Model(""), Utf16Model("")
+    before.units, after.units = model.units[start : start + at.character], model.units[start + at.character : end]
+    assert item.insert_text == before.decode() + "XY" + after.decode()
 
 
 def test_lines_break_only_where_lsp_says():

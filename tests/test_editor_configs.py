@@ -15,13 +15,12 @@ _defaults = user_defaults
 VSCODE = VSCODE_PACKAGE.parent
 
 
-def test_jetbrains_options_and_settings_are_the_settings_model_with_its_defaults():
+def test_jetbrains_template_has_one_place_for_settings_and_no_defaults_in_it():
     folder = EDITORS / "jetbrains" / "fimls"
-    options = json.loads((folder / "initializationOptions.json").read_text())
+    assert sorted(p.name for p in folder.iterdir()) == ["settings.json", "template.json"]
     settings = json.loads((folder / "settings.json").read_text())
-    assert options == _defaults()
-    assert settings == {"fimls": _defaults()}
-    assert parse_settings(options).model_dump(by_alias=True) == _defaults()  # valid as sent
+    assert settings == {"fimls": {}}  # the server's defaults apply, $FIMLS_MODEL included
+    assert parse_settings(settings["fimls"]).model_dump(by_alias=True)["maxNewTokens"] == _defaults()["maxNewTokens"]
 
 
 def test_jetbrains_template_starts_fimls_over_stdio_for_languages_fimls_knows():
@@ -60,7 +59,7 @@ def vscode_dependencies():
 
 def test_vscode_extension_compiles_and_its_logic_passes_unit_tests(vscode_dependencies):
     report = _npm("test")
-    assert "# fail 0" in report and "# pass 5" in report, report
+    assert "# fail 0" in report and "# pass 12" in report, report
 
 
 def test_vscode_extension_packages_into_a_vsix(vscode_dependencies, tmp_path):

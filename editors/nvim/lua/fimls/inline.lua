@@ -45,20 +45,23 @@ function M.clear(buf)
   state[buf] = nil
 end
 
--- The part of the item not yet in the buffer: the item replaces its range with insertText.
-local function ghost_of(buf, item, encoding)
+-- The text to insert at the cursor (byte column `col`): the item replaces its range with
+-- insertText, which keeps the range's text before the cursor and, after the completion, the
+-- range's text after it (fimls' items span the whole line).
+local function ghost_of(buf, item, encoding, col)
   local range = item.range
   if range == nil then
     return item.insertText
   end
   local line = vim.api.nvim_buf_get_lines(buf, range.start.line, range.start.line + 1, false)[1] or ''
   local from = byte_index(line, encoding, range.start.character)
-  local to = byte_index(line, encoding, range['end'].character)
-  local existing = line:sub(from + 1, to)
-  if item.insertText:sub(1, #existing) ~= existing then
+  local to = math.max(col, byte_index(line, encoding, range['end'].character))
+  local before, after = line:sub(from + 1, col), line:sub(col + 1, to)
+  local text = item.insertText
+  if #text < #before + #after or text:sub(1, #before) ~= before or text:sub(#text - #after + 1) ~= after then
     return nil
   end
-  return item.insertText:sub(#existing + 1)
+  return text:sub(#before + 1, #text - #after)
 end
 
 local function show(buf, s)
@@ -95,7 +98,7 @@ function M.request(buf)
     if err or not item or vim.b[buf].changedtick ~= s.tick or vim.fn.mode() ~= 'i' then
       return
     end
-    local ghost = ghost_of(buf, item, client.offset_encoding)
+    local ghost = ghost_of(buf, item, client.offset_encoding, s.cursor[2])
     if ghost and ghost ~= '' then
       s.item, s.ghost = item, ghost
       show(buf, s)
@@ -151,13 +154,7 @@ function M.setup(opts)
     group = group,
     callback = function(args) M.clear(args.buf) end,
   })
-  -- Not an <expr> mapping: accepting changes the buffer, which expression mappings may not.
-  vim.keymap.set('i', M.config.accept_key, function()
-    if not M.accept() then
-      local key = vim.api.nvim_replace_termcodes(M.config.accept_key, true, false, true)
-      vim.api.nvim_feedkeys(key, 'n', false)
-    end
-  end, { desc = 'fimls: accept the inline completion' })
+  -- The accept key is mapped per buffer by fimls.keys when fimls attaches.
 end
 
 return M

@@ -1,5 +1,6 @@
 -- Neovim 0.10 has vim.lsp.start but not vim.lsp.config/enable: start fimls ourselves for the
--- filetypes that lsp/fimls.lua lists, with the same config merged with vim.g.fimls.lsp.
+-- filetypes that lsp/fimls.lua lists (all when it lists none), with the same config merged with
+-- vim.g.fimls.lsp.
 local M = {}
 
 local function default_config()
@@ -15,10 +16,13 @@ function M.setup(overrides)
   local config = M.config(overrides)
   vim.api.nvim_create_autocmd('FileType', {
     group = vim.api.nvim_create_augroup('fimls_start', { clear = true }),
-    pattern = config.filetypes,
+    pattern = config.filetypes or '*',
     callback = function(args)
       if vim.bo[args.buf].buftype ~= '' then
         return -- help, terminals, prompts: nothing to complete on disk
+      end
+      if vim.bo[args.buf].filetype == '' then
+        return
       end
       vim.lsp.start({
         name = 'fimls',
@@ -26,6 +30,7 @@ function M.setup(overrides)
         root_dir = vim.fs.root(args.buf, config.root_markers) or vim.fn.getcwd(),
         init_options = config.init_options,
         settings = config.settings,
+        get_language_id = config.get_language_id,
       }, { bufnr = args.buf })
     end,
   })

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 from fimls.context.bm25 import BM25Index
 from fimls.context.candidates import Candidate, lines_before
@@ -22,6 +23,7 @@ from fimls.context import imports, jaccard
 from fimls.context.languages import path_comment
 from fimls.context.prompt import Snippet, TokenCounter
 from fimls.context.token_counts import RememberedCounts
+from fimls.context.folders import FolderSet
 from fimls.context.workspace import IndexedFile, WorkspaceIndex
 
 RANKERS = ("fused", "imports", "jaccard", "bm25", "none")
@@ -71,15 +73,18 @@ def reciprocal_rank_fusion(lists: list[list[Candidate]]) -> list[Candidate]:
 SMALLEST_USEFUL_SNIPPET = 24  # tokens; with less room left, packing stops counting
 
 
-def pack(candidates: list[Candidate], budget: int, count_tokens: TokenCounter) -> tuple[Snippet, ...]:
-    """The best candidates that fit `budget` tokens together, best last (nearest the cursor)."""
+def pack(
+    candidates: list[Candidate], budget: int, count_tokens: TokenCounter, display: Callable[[str], str] = lambda path: path
+) -> tuple[Snippet, ...]:
+    """The best candidates that fit `budget` tokens together, best last (nearest the cursor);
+    each headed by `display(path)`, the path the model is shown."""
     chosen: list[Snippet] = []
     used = 0
     for candidate in candidates:
         if budget - used < SMALLEST_USEFUL_SNIPPET:
             break
         text = candidate.text if candidate.text.endswith("\n") else candidate.text + "\n"
-        snippet = Snippet(candidate.path, path_comment(candidate.path) + text, candidate.start_line, candidate.end_line)
+        snippet = Snippet(candidate.path, path_comment(display(candidate.path)) + text, candidate.start_line, candidate.end_line)
         # A byte-level BPE never merges across whitespace, so a text has at least as many tokens
         # as whitespace-separated words: a snippet with more words than the room left is skipped
         # without tokenizing it (tokenizing candidates is most of the cost of packing).
@@ -99,7 +104,7 @@ class _Sticky:
 
 
 class ContextBuilder:
-    def __init__(self, index: WorkspaceIndex):
+    def __init__(self, index: WorkspaceIndex | FolderSet):
         self.index = index
         self.bm25 = BM25Index()
         self._pending: set[str] = set()
@@ -135,6 +140,10 @@ class ContextBuilder:
             return
         paths = self._modules.setdefault(stem, set())
         (paths.add if present else paths.discard)(path)
+
+    def locate(self, file_path: str) -> tuple[str, str] | None:
+        """(key in the index, path shown to the model) of a file of the workspace, else None."""
+        return self.index.locate(file_path)
 
     def paths_named(self, stem: str):
         """Indexed Python modules called `stem`."""
@@ -238,6 +247,6 @@ class ContextBuilder:
         counts = self._counts
         if counts is None or not counts.serves(count_tokens):  # another model's tokenizer
             counts = self._counts = RememberedCounts(count_tokens)
-        chosen = pack(self.candidates(ranker, current, text, offset, window, line=line), budget, counts)
+        chosen = pack(self.candidates(ranker, current, text, offset, window, line=line), budget, counts, self.index.display)
         self._sticky = _Sticky(key, chosen)
         return chosen

@@ -50,3 +50,10 @@ def path_comment(path: str) -> str:
     (`#utils.py`), ending in a newline. Unknown languages get `#`, as in the paper's examples."""
     opener, closer = _COMMENTS.get(language_of(path) or "", ("#", ""))
     return f"{opener}{path}{closer}\n"
+
+
+def line_comment(language: str) -> str:
+    """How `language` (a name above, or an LSP language id such as `python`, `r` or `julia`)
+    opens a line comment; `#` when it is not known."""
+    opener, closer = _COMMENTS.get(language, ("#", ""))
+    return opener if not closer else "#"

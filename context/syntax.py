@@ -204,3 +204,82 @@ def snippet(lines: list[str], node) -> tuple[int, int, str]:
     """(start line, end line, text) of a definition, its text cut to MAX_DEFINITION_LINES."""
     start, end = node.start_point[0], node.end_point[0] + 1
     return start, end, "".join(lines[start : min(end, start + MAX_DEFINITION_LINES)])
+
+
+# Where the cursor is, for `disabledIn`: node types that are comments, strings, or the inside of a
+# string (content nodes never hold the quotes), across the grammars fimls has.
+COMMENT_NODES = frozenset({"comment", "line_comment", "block_comment", "doc_comment"})
+STRING_NODES = frozenset({
+    "string", "string_literal", "raw_string_literal", "template_string", "interpreted_string_literal",
+    "char_literal", "character_literal", "rune_literal", "text_block", "concatenated_string",
+})
+STRING_INSIDE_NODES = frozenset({"string_content", "string_fragment", "interpreted_string_literal_content"})
+_GRAMMAR_OF_LANGUAGE = {"python": "python", "javascript": "javascript", "go": "go", "rust": "rust", "java": "java", "c": "c", "cpp": "cpp"}
+CURSOR_WINDOW_CHARS = 8000  # the text before the cursor a decision reads (a docstring longer than this is missed)
+
+
+def grammar_for(path: str) -> str | None:
+    from fimls.context.languages import language_of
+
+    if path.endswith(".tsx"):
+        return "tsx"
+    language = language_of(path)
+    return "typescript" if language == "typescript" else _GRAMMAR_OF_LANGUAGE.get(language or "")
+
+
+def cursor_in(path: str, document: str, offset: int) -> str | None:
+    """"comment" or "string" when the cursor at `offset` of `document` (the file at `path`) is
+    inside one, else None (and None for languages without a grammar). Decided by tree-sitter on
+    the text around the cursor; where the parse is in error there (a string or comment being typed,
+    not yet closed), by the cursor's line read lexically."""
+    grammar = grammar_for(path)
+    if grammar is None:
+        return None
+    start = document.rfind("\n", 0, max(0, offset - CURSOR_WINDOW_CHARS)) + 1
+    line_end = document.find("\n", offset)
+    before = document[start:offset].encode("utf-8", "surrogatepass")
+    after = document[offset : len(document) if line_end < 0 else line_end].encode("utf-8", "surrogatepass")
+    with _locks.setdefault(grammar, threading.Lock()):
+        tree = parser(grammar).parse(before + after)
+    at = len(before)
+    node = tree.root_node.descendant_for_byte_range(max(0, at - 1), at)
+    in_error = False
+    while node is not None and node.parent is not None:
+        if node.type in COMMENT_NODES and node.start_byte < at:
+            text = node.text
+            if at < node.end_byte or not text.rstrip().endswith((b"*/", b"-->", b"-}", b"*)")):
+                return "comment"
+        if node.type in STRING_INSIDE_NODES or (node.type in STRING_NODES and node.start_byte < at < node.end_byte):
+            return "string"
+        in_error = in_error or node.type == "ERROR" or node.has_error
+        node = node.parent
+    return _lexically_in(grammar, before.decode("utf-8", "surrogatepass")) if in_error or tree.root_node.has_error else None
+
+
+def _lexically_in(grammar: str, before: str) -> str | None:
+    """The cursor's line before it, read for an open quote or a line comment; and an unclosed block
+    comment above it (C-like languages)."""
+    line = before[before.rfind("\n") + 1 :]
+    line_comment = "#" if grammar == "python" else "//"
+    quote, i = None, 0
+    while i < len(line):
+        char = line[i]
+        if quote:
+            if char == "\\":
+                i += 1
+            elif line.startswith(quote, i):
+                i += len(quote) - 1
+                quote = None
+        elif line.startswith(line_comment, i):
+            return "comment"
+        elif char in "\"'`":
+            quote = line[i : i + 3] if grammar == "python" and line[i : i + 3] in ('"""', "'''") else char
+            i += len(quote) - 1
+        i += 1
+    if quote:
+        return "string"
+    if grammar != "python" and before.rfind("/*") > before.rfind("*/"):
+        return "comment"
+    if grammar == "python" and (before.count('"""') % 2 or before.count("'''") % 2):
+        return "string"  # an unclosed docstring above
+    return None

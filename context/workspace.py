@@ -172,6 +172,17 @@ class WorkspaceIndex:
     def subscribe(self, listener: Callable[[str, IndexedFile | None], None]) -> None:
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Callable[[str, IndexedFile | None], None]) -> None:
+        self._listeners = [known for known in self._listeners if known is not listener]
+
+    def locate(self, path: str | Path) -> tuple[str, str] | None:
+        """(key, path shown to the model) of a file inside the root: both its relative path."""
+        relative = self.relative(path)
+        return None if relative is None else (relative, relative)
+
+    def display(self, key: str) -> str:
+        return key
+
     def watch(self) -> None:
         """Follow file events under the root with watchdog (inotify on Linux)."""
         from watchdog.events import FileSystemEventHandler

@@ -42,12 +42,13 @@ def decode_one_token(
 
 def speculative_step(
     model: Any, token_id: int, draft: list[int], cache: Any, position: int, device: torch.device
-) -> tuple[int, torch.Tensor]:
+) -> tuple[int, torch.Tensor, torch.Tensor]:
     """Feed `token_id` and a draft of what follows in one forward; keep the longest run of draft
     tokens the model itself would have picked greedily, and drop the rest from the cache.
 
-    Returns how many draft tokens were accepted and the logits after the last kept token, so the
-    output is exactly plain greedy decoding's, token for token.
+    Returns how many draft tokens were accepted, the logits after the last kept token (so the
+    output is exactly plain greedy decoding's, token for token), and the logits the accepted draft
+    tokens were picked from.
     """
     logits = forward_tokens(model, [token_id] + draft, cache, position, device, keep=len(draft) + 1)
     picks = logits.argmax(dim=-1).tolist()
@@ -55,7 +56,16 @@ def speculative_step(
     while accepted < len(draft) and picks[accepted] == draft[accepted]:
         accepted += 1
     rewind(cache, position + 1 + accepted, position + 1 + len(draft))
-    return accepted, logits[accepted]
+    return accepted, logits[accepted], logits[:accepted]
+
+
+def log_probability(logits: torch.Tensor, token_ids: list[int]) -> float:
+    """Sum of log p(token) for each row of `logits` (one row per token, or one row for one token)."""
+    if not token_ids:
+        return 0.0
+    rows = logits.float().reshape(-1, logits.shape[-1])
+    picked = torch.log_softmax(rows, dim=-1)[torch.arange(len(token_ids)), torch.tensor(token_ids)]
+    return float(picked.sum())
 
 
 def find_draft(context: list[int], max_tokens: int, max_ngram: int = 3, min_ngram: int = 2) -> list[int]:
@@ -150,6 +160,15 @@ class Generation:
     total_s: float
     drafted_tokens: int = 0
     accepted_tokens: int = 0
+    log_probability: float = 0.0  # of `token_ids` (and of the stop token, when EOS ended it)
+    scored_tokens: int = 0
+    # The most likely first tokens after the prompt, with their log-probabilities, best first
+    # (asked for with `first_choices`): where alternative completions branch off.
+    first_choices: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def mean_log_probability(self) -> float:
+        return self.log_probability / self.scored_tokens if self.scored_tokens else float("-inf")
 
 
 def generate(
@@ -167,23 +186,35 @@ def generate(
     finished: Callable[[list[int]], bool] = lambda token_ids: False,
     decode_forward: Any = None,
     clock: Callable[[], float],
+    score: bool = False,
+    first_choices: int = 0,
 ) -> Generation:
     """Decode until a stop id, the token limit, `finished(tokens so far)` or `cancelled()`, each
     checked after every token so no token is made past a stop. With `speculative_tokens` > 0 and
-    greedy sampling, prompt-lookup drafts are verified in one forward per step."""
+    greedy sampling, prompt-lookup drafts are verified in one forward per step. `score` sums the
+    log-probability of what is made; `first_choices` keeps that many best first tokens."""
     started = clock()
     reused = session.reuse(prompt)
     speculate = speculative_tokens > 0 and temperature <= 0.0
     drafted = accepted_total = 0
+    log_prob, scored = 0.0, 0
     try:
         logits = prefill(model, prompt[reused:], session.cache, reused, device)
         session.tokens.extend(prompt[reused:])
         first_token_s = clock() - started
+        choices: list[tuple[int, float]] = []
+        if first_choices:
+            top = torch.log_softmax(logits.float(), dim=-1).topk(first_choices)
+            choices = list(zip(top.indices.tolist(), top.values.tolist()))
         out: list[int] = []
         decided = [pick_next_token(logits, temperature, top_p)]
+        decided_logits = [logits]  # the rows each decided token was picked from
         while True:
             stop_reason = None
-            for token in decided:
+            for token, row in zip(decided, decided_logits):
+                if score:
+                    log_prob += log_probability(row, [token])
+                    scored += 1
                 if token in stop_ids:
                     stop_reason = "eos"
                     break
@@ -203,16 +234,21 @@ def generate(
             room = max_new_tokens - len(out) - 1
             draft = find_draft(session.tokens + [token], min(speculative_tokens, room)) if speculate else []
             if draft:
-                accepted, logits = speculative_step(model, token, draft, session.cache, len(session.tokens), device)
+                accepted, logits, draft_logits = speculative_step(model, token, draft, session.cache, len(session.tokens), device)
                 session.tokens.extend([token] + draft[:accepted])
                 drafted, accepted_total = drafted + len(draft), accepted_total + accepted
                 decided = draft[:accepted] + [pick_next_token(logits, temperature, top_p)]
+                decided_logits = list(draft_logits) + [logits]
             else:
                 logits = decode_one_token(model, token, session.cache, len(session.tokens), device, decode_forward)
                 session.tokens.append(token)
                 decided = [pick_next_token(logits, temperature, top_p)]
+                decided_logits = [logits]
     except BaseException:
         # A failure mid-forward can leave the cache one layer ahead of `tokens`: start clean.
         session.reset()
         raise
-    return Generation(out, stop_reason, len(prompt), reused, first_token_s, clock() - started, drafted, accepted_total)
+    return Generation(
+        out, stop_reason, len(prompt), reused, first_token_s, clock() - started, drafted, accepted_total,
+        log_prob, scored, choices,
+    )

@@ -8,7 +8,7 @@ import threading
 import time
 
 import torch
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from fimls.context.prompt import PromptParts
@@ -25,6 +25,11 @@ class Completion:
     text: str
     generation: Generation
     render_s: float = 0.0  # turning the prompt parts into token ids
+    alternatives: tuple[Completion, ...] = ()  # other candidates from the same prefill, best first
+
+    @property
+    def model_s(self) -> float:
+        return self.generation.total_s + sum(alternative.generation.total_s for alternative in self.alternatives)
 
 
 class Engine:
@@ -91,8 +96,15 @@ class Engine:
         cancelled: Callable[[], bool] = lambda: False,
         stop_ids: frozenset[int] | None = None,
         rules: StopRules | None = None,
+        candidates: int = 1,
     ) -> Completion:
-        """`stop_ids` replaces the template's end tokens (an empty set times a fixed length)."""
+        """`stop_ids` replaces the template's end tokens (an empty set times a fixed length).
+
+        With `candidates` > 1, the prompt is prefilled once and the completion carries up to
+        `candidates` - 1 `alternatives`: each starts with another of the most likely first tokens
+        and goes on greedily from the shared KV cache (only its own tokens are computed),
+        ordered by mean log-probability. The completion itself is exactly the single one.
+        """
         rendering = time.perf_counter()
         prompt = self.render(parts)
         render_s = time.perf_counter() - rendering
@@ -102,23 +114,17 @@ class Engine:
                 f"prompt of {len(prompt)} tokens plus {max_new_tokens} new tokens exceeds the model's "
                 f"window of {window}; lower the prefix/suffix budgets"
             )
+        stops = self.template.stop_ids if stop_ids is None else stop_ids
+        branching = candidates > 1 and temperature <= 0.0
         with self._lock:
             try:
-                generation = generate(
-                    self.loaded.model,
-                    self.session,
-                    prompt,
-                    max_new_tokens=max_new_tokens,
-                    stop_ids=self.template.stop_ids if stop_ids is None else stop_ids,
-                    device=self.loaded.device,
-                    temperature=temperature,
-                    top_p=top_p,
-                    speculative_tokens=self.speculative_tokens,
-                    decode_forward=self.decode_forward,
-                    cancelled=cancelled,
-                    finished=self._finished_by(rules),
-                    clock=time.perf_counter,
+                generation = self._generate(
+                    prompt, max_new_tokens, stops, temperature, top_p, cancelled, rules,
+                    score=branching, first_choices=candidates + 1 if branching else 0,
                 )
+                alternatives = []
+                if branching:
+                    alternatives = self._branches(prompt, generation, candidates - 1, max_new_tokens, stops, cancelled, rules)
             except BaseException:
                 # A generation that failed part-way (out of GPU memory, say) leaves the cache out
                 # of step with its token ids: drop both, and hand freed GPU memory back.
@@ -128,6 +134,58 @@ class Engine:
                 raise
             if not self.static_cache and len(self.session.tokens) > self.max_cached_tokens:
                 self.session.reset()  # bounded memory: the next prompt is prefilled from scratch
+        completion = self._completion(generation, rules, render_s)
+        alternatives.sort(key=lambda alternative: -alternative.mean_log_probability)
+        return replace(completion, alternatives=tuple(self._completion(g, rules, 0.0) for g in alternatives))
+
+    def _generate(
+        self, prompt, max_new_tokens, stops, temperature, top_p, cancelled, rules, score=False, first_choices=0, made=(),
+    ):
+        """`made`: tokens of the completion already decided before `prompt`'s end (a branch's first)."""
+        finished = self._finished_by(rules)
+        return generate(
+            self.loaded.model,
+            self.session,
+            prompt,
+            max_new_tokens=max_new_tokens,
+            stop_ids=stops,
+            device=self.loaded.device,
+            temperature=temperature,
+            top_p=top_p,
+            speculative_tokens=self.speculative_tokens,
+            decode_forward=self.decode_forward,
+            cancelled=cancelled,
+            finished=(lambda token_ids: finished([*made, *token_ids])) if made else finished,
+            clock=time.perf_counter,
+            score=score,
+            first_choices=first_choices,
+        )
+
+    def _branches(self, prompt, greedy: Generation, count, max_new_tokens, stops, cancelled, rules) -> list[Generation]:
+        """Greedy continuations of the best first tokens other than the greedy one's: each prompt
+        is the prompt plus that token, so the KV session reuses the whole prompt."""
+        branches = []
+        taken = set(greedy.token_ids[:1])
+        for token_id, first_log_probability in greedy.first_choices:
+            if len(branches) == count or cancelled():
+                break
+            if token_id in taken or token_id in stops:
+                continue
+            taken.add(token_id)
+            finished = self._finished_by(rules)
+            if max_new_tokens == 1 or finished([token_id]):
+                rest = Generation([], "rule", len(prompt) + 1, len(prompt), 0.0, 0.0)
+            else:
+                rest = self._generate(
+                    prompt + [token_id], max_new_tokens - 1, stops, 0.0, 1.0, cancelled, rules, score=True, made=(token_id,)
+                )
+            branches.append(replace(
+                rest, token_ids=[token_id] + rest.token_ids, log_probability=first_log_probability + rest.log_probability,
+                scored_tokens=1 + rest.scored_tokens,
+            ))
+        return branches
+
+    def _completion(self, generation: Generation, rules: StopRules | None, render_s: float) -> Completion:
         text = self.decode(generation.token_ids)
         cut = rules.cut(text) if rules is not None else None
         return Completion(text if cut is None else text[:cut], generation, render_s)

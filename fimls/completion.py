@@ -12,10 +12,11 @@ from typing import Callable
 
 from fimls.context.builder import ContextBuilder
 from fimls.context.paths import display_path
+from fimls.context.prompt import PromptParts
 from fimls.context.window import window_lines, window_parts
 from fimls.context.workspace import WorkspaceIndex
 from fimls.engine.engine import Completion, Engine
-from fimls.engine.stops import line_after_cursor, line_before_cursor, rules_for_cursor
+from fimls.engine.stops import StopRules, line_after_cursor, line_before_cursor, rules_for_cursor
 from fimls.settings import Settings
 
 
@@ -31,7 +32,46 @@ class PromptedCompletion:
 
     @property
     def model_s(self) -> float:
-        return self.completion.generation.total_s
+        return self.completion.model_s
+
+
+@dataclass(frozen=True)
+class Prompt:
+    parts: PromptParts
+    rules: StopRules
+    span: tuple[int, int]  # the span of the document the prefix and suffix came from
+    built_s: float
+
+
+def build_prompt(
+    engine: Engine, settings: Settings, text: str, offset: int, file_path: str, root: str | None,
+    context: ContextBuilder | None = None,
+) -> Prompt:
+    """What the model is shown for a cursor at `offset` of `text`, the file at `file_path`: the
+    window around the cursor, headed by the file's path in its workspace folder, and snippets of
+    the workspace (`context`) within the token budgets; and the stop rules for the cursor."""
+    started = time.perf_counter()
+    offset = max(0, min(offset, len(text)))
+    prefix_tokens, suffix_tokens, context_tokens = fit_budgets(settings, engine.window)
+    located = context.locate(file_path) if context is not None else None
+    key, shown = located if located is not None else (display_path(file_path, root),) * 2
+    parts = window_parts(
+        text,
+        offset,
+        shown,
+        engine.count_tokens,
+        prefix_tokens=prefix_tokens,
+        suffix_tokens=suffix_tokens,
+    )
+    if context is not None and context_tokens > 0:
+        line = text.count("\n", 0, offset)
+        snippets = context.snippets(
+            settings.ranker, key, text, offset, window_lines(line, parts), context_tokens, engine.count_tokens, line
+        )
+        parts = replace(parts, snippets=snippets)
+    rules = rules_for_cursor(line_before_cursor(text, offset), line_after_cursor(text, offset))
+    span = (offset - len(parts.prefix), offset + len(parts.suffix))
+    return Prompt(parts, rules, span, time.perf_counter() - started)
 
 
 def complete_text(
@@ -43,37 +83,20 @@ def complete_text(
     root: str | None,
     cancelled: Callable[[], bool] = lambda: False,
     context: ContextBuilder | None = None,
+    candidates: int = 1,
 ) -> PromptedCompletion:
-    started = time.perf_counter()
-    offset = max(0, min(offset, len(text)))
-    prefix_tokens, suffix_tokens, context_tokens = fit_budgets(settings, engine.window)
-    path = display_path(file_path, root)
-    parts = window_parts(
-        text,
-        offset,
-        path,
-        engine.count_tokens,
-        prefix_tokens=prefix_tokens,
-        suffix_tokens=suffix_tokens,
-    )
-    if context is not None and context_tokens > 0:
-        line = text.count("\n", 0, offset)
-        snippets = context.snippets(
-            settings.ranker, path, text, offset, window_lines(line, parts), context_tokens, engine.count_tokens, line
-        )
-        parts = replace(parts, snippets=snippets)
-    rules = rules_for_cursor(line_before_cursor(text, offset), line_after_cursor(text, offset))
-    built = time.perf_counter()
+    """`candidates` > 1 adds alternatives made from the same prefill (`completion.alternatives`)."""
+    prompt = build_prompt(engine, settings, text, offset, file_path, root, context)
     completion = engine.complete(
-        parts,
+        prompt.parts,
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
         top_p=settings.top_p,
         cancelled=cancelled,
-        rules=rules,
+        rules=prompt.rules,
+        candidates=candidates,
     )
-    span = (offset - len(parts.prefix), offset + len(parts.suffix))
-    return PromptedCompletion(completion, span, built - started + completion.render_s)
+    return PromptedCompletion(completion, prompt.span, prompt.built_s + completion.render_s)
 
 
 def workspace_context(root: str, settings: Settings) -> ContextBuilder:

@@ -52,6 +52,13 @@ class Settings(BaseModel):
         "auto", description="Activation dtype: `auto` is float16 on CUDA, bfloat16 on CPU."
     )
     max_new_tokens: int = Field(64, ge=1, le=2048, description="Most tokens one completion may have.")
+    candidates: int = Field(
+        3, ge=1, le=8,
+        description="Most completions an invoked request (`triggerKind` Invoked: the editor's 'show "
+        "suggestions' command) returns, from one prefill: the greedy one first, then alternatives "
+        "that start with the next most likely tokens, by mean log-probability. Automatic requests "
+        "return one.",
+    )
     context_tokens: int = Field(
         1024, ge=0, le=16000,
         description="Token budget for snippets of other files (0 turns cross-file context off).",
@@ -103,6 +110,11 @@ class Settings(BaseModel):
     )
     enabled_languages: list[str] = Field(
         default_factory=lambda: ["*"], description="LSP language ids to complete in; `*` is all."
+    )
+    disabled_in: list[Literal["comment", "string"]] = Field(
+        default_factory=list,
+        description="No completions while the cursor is inside these: `comment`, `string` (decided "
+        "by tree-sitter for Python, JavaScript/TypeScript, Go, Rust, Java, C and C++).",
     )
     exclude_globs: list[str] = Field(
         default_factory=lambda: list(SECRET_GLOBS),

@@ -65,7 +65,8 @@ def _depth(code: str) -> int:
 
 def _repeats(text: str) -> bool:
     lines = [line.strip() for line in text.split("\n") if line.strip()]
-    if len(lines) >= 3 and len(set(lines)) == 1:
+    # One line over and over (a model stuck in a loop): three in a row anywhere.
+    if any(lines[i] == lines[i + 1] == lines[i + 2] for i in range(len(lines) - 2)):
         return True
     compact = re.sub(r"\s+", "", text)
     # A short unit repeated over and over ("))))))", "abcabcabcabc").
@@ -73,6 +74,16 @@ def _repeats(text: str) -> bool:
         if len(compact) >= max(8, unit * 4) and compact == (compact[:unit] * (len(compact) // unit + 1))[: len(compact)]:
             return True
     return False
+
+
+def echoes_following(text: str, before: str, after: str) -> bool:
+    """Whether the completion only writes again the lines that follow the cursor's (what the
+    cursor's line will read, then each further line, white space aside): the model copying the
+    suffix it was shown."""
+    written = (line_before(before) + text).split("\n")
+    written = [line.strip() for line in written if line.strip()]
+    following = [line.strip() for line in after.split("\n")[1:] if line.strip()][: len(written)]
+    return bool(written) and written == following
 
 
 def is_degenerate(text: str) -> bool:
@@ -138,4 +149,4 @@ def postprocess(text: str, before: str, after: str) -> str:
     text = trim_suffix_overlap(text, after)
     text = match_indentation(text, before, after)
     text = text.rstrip() if "\n" in text else text
-    return "" if is_degenerate(text) else text
+    return "" if is_degenerate(text) or echoes_following(text, before, after) else text

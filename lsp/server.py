@@ -10,6 +10,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from lsprotocol import types
@@ -22,6 +24,7 @@ from fimls import __version__
 from fimls.context.paths import display_path
 from fimls.lsp.document import LspWorkspace
 from fimls.lsp.inline import inline_items
+from fimls.lsp.notebook import NotebookScript, notebook_script
 from fimls.lsp.protocol import FimlsProtocol
 from fimls.lsp.serving import CompletionService, Request
 from fimls.settings import RELOAD_FIELDS, Settings, SettingsError, parse_settings
@@ -34,7 +37,13 @@ ACCEPT_COMMAND = "fimls.accepted"
 class FimlsServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__(
-            "fimls", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental, protocol_cls=FimlsProtocol
+            "fimls", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental, protocol_cls=FimlsProtocol,
+            # Jupyter notebooks: their cells come as notebookDocument/* messages (LSP 3.17).
+            notebook_document_sync=types.NotebookDocumentSyncOptions(
+                notebook_selector=[types.NotebookDocumentFilterWithNotebook(
+                    notebook=types.NotebookDocumentFilterNotebookType(notebook_type="jupyter-notebook")
+                )]
+            ),
         )
         self.service = CompletionService(Settings())
         self.state = "loading"
@@ -47,7 +56,7 @@ class FimlsServer(LanguageServer):
         self.reload_wanted = False
         self.loaded_with: tuple | None = None  # the reload-relevant settings of the last load
         self.item_ids = itertools.count(1)
-        self.index = None  # the WorkspaceIndex, once initialize names a root
+        self.index = None  # the FolderSet of the workspace folders, once initialize names any
         # One thread for work done ahead of requests (parsing what a just-opened file imports).
         self.preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fimls-prepare")
 
@@ -94,30 +103,73 @@ def on_initialize(ls: FimlsServer, params: types.InitializeParams) -> None:
     except SettingsError as error:
         log.error("%s", error)
         ls.pending_message = f"fimls: {error}; using the defaults"
-    ls.service.root = ls.workspace.root_path
-    if ls.service.root:
-        start_workspace_index(ls, ls.service.root)
+    roots = [path for folder in params.workspace_folders or () if (path := _folder_path(folder.uri))]
+    if not roots and ls.workspace.root_path:
+        roots = [ls.workspace.root_path]
+    ls.service.root = roots[0] if roots else None
+    if roots:
+        use_folders(ls, roots)
 
 
-def start_workspace_index(ls: FimlsServer, root: str) -> None:
-    """Index the workspace in the background (completions go on meanwhile), then follow it."""
-    from fimls.completion import workspace_context
+def _folder_path(uri: str) -> str | None:
+    return to_fs_path(uri) if uri.startswith("file:") else None
 
-    context = workspace_context(root, ls.settings)
-    index = ls.index = context.index
-    ls.service.context = context
+
+def use_folders(ls: FimlsServer, roots: list[str], keep: tuple = ()) -> None:
+    """Make `roots` (plus the folders of `keep`, indexed already) the workspace: the new folders
+    are scanned and watched in the background while completions go on. The first time, the index
+    serves as it fills; later, the new one takes over once it is built, and documents open in the
+    new folders join it."""
+    from fimls.context.builder import ContextBuilder
+    from fimls.context.folders import FolderSet
+    from fimls.context.workspace import WorkspaceIndex
+
+    settings = ls.settings
+    fresh = [WorkspaceIndex(root, max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs) for root in roots]
+    folders = FolderSet(list(keep) + fresh)
+    context = ContextBuilder(folders)
+    previous = ls.index
+    if previous is None:
+        ls.index, ls.service.context = folders, context
 
     def build() -> None:
         started = time.perf_counter()
         try:
-            context.build()
-            index.watch()
+            for index in fresh:
+                index.scan()
+            context.index_all()
+            for index in fresh:
+                index.watch()
         except Exception:
-            log.exception("indexing %s failed", root)
+            log.exception("indexing %s failed", roots)
             return
-        log.info("indexed %d files in %.1fs", len(index.files), time.perf_counter() - started)
+        if previous is not None:
+            ls.service.context, ls.index = context, folders
+            previous.detach()
+            for document in list(ls.workspace.text_documents.values()):
+                if document.uri.startswith("file:") and folders.index_of(document.path) in fresh:
+                    folders.open_document(document.path, document.source)
+        log.info("indexed %d files in %.1fs", len(folders.files), time.perf_counter() - started)
 
     threading.Thread(target=build, name="fimls-index", daemon=True).start()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def on_did_change_workspace_folders(ls: FimlsServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+    """A folder added is indexed and watched; a folder removed is forgotten: its watcher stops and
+    its files leave the index (and memory) when the new workspace takes over."""
+    removed = {str(Path(path).resolve()) for folder in params.event.removed if (path := _folder_path(folder.uri))}
+    added = [path for folder in params.event.added if (path := _folder_path(folder.uri))]
+    current = list(ls.index.indexes) if ls.index is not None else []
+    keep = [index for index in current if str(index.root) not in removed]
+    for index in current:
+        if index not in keep:
+            index.stop()
+    known = {str(index.root) for index in keep}
+    added = [path for path in added if str(Path(path).resolve()) not in known]
+    if ls.service.root is None or str(Path(ls.service.root).resolve()) in removed:
+        ls.service.root = (added or [str(index.root) for index in keep] or [None])[0]
+    use_folders(ls, added, tuple(keep))
 
 
 @server.feature(types.INITIALIZED)
@@ -259,7 +311,9 @@ def on_did_open(ls: FimlsServer, params: types.DidOpenTextDocumentParams) -> Non
     _sync_index(ls, params.text_document.uri)
     document, context = open_document(ls, params.text_document.uri), ls.service.context
     if document is not None and context is not None:
-        ls.preparing.submit(_prepare_context, context, display_path(document.path, ls.workspace.root_path), document.source)
+        located = context.locate(document.path)
+        if located is not None:
+            ls.preparing.submit(_prepare_context, context, located[0], document.source)
 
 
 def _prepare_context(context, path: str, text: str) -> None:
@@ -287,6 +341,34 @@ def on_did_close(ls: FimlsServer, params: types.DidCloseTextDocumentParams) -> N
         ls.index.close_document(path)
 
 
+def cell_script(ls: FimlsServer, uri: str) -> NotebookScript | None:
+    """The notebook holding the cell at `uri`, as one script, or None for any other document."""
+    notebook = ls.workspace.get_notebook_document(cell_uri=uri)
+    if notebook is None:
+        return None
+    return notebook_script(notebook, lambda cell: ls.workspace.text_documents.get(unquote(cell)), uri)
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+def on_did_change_notebook(ls: FimlsServer, params: types.DidChangeNotebookDocumentParams) -> None:
+    # pygls has applied the change; a cell typed in sets the typing rhythm like any document.
+    for text in (params.change.cells.text_content if params.change.cells else None) or ():
+        ls.service.rhythm.keystroke(text.document.uri, time.monotonic())
+
+
+@server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+def on_did_close_notebook(ls: FimlsServer, params: types.DidCloseNotebookDocumentParams) -> None:
+    for cell in params.cell_text_documents:
+        ls.service.cache.forget(cell.uri)
+        ls.service.rhythm.forget(cell.uri)
+
+
+def shown_path(ls: FimlsServer, path: str) -> str:
+    """A document's path inside its workspace folder (its name when it is in none)."""
+    located = ls.index.locate(path) if ls.index is not None else None
+    return located[1] if located is not None else display_path(path, ls.service.root)
+
+
 def open_document(ls: FimlsServer, uri: str) -> TextDocument | None:
     """The document the client opened, or None. Never pygls' `get_text_document` for an unknown
     URI: that reads the URI's path from disk, which could be any file on the machine."""
@@ -310,21 +392,30 @@ async def on_inline_completion(
     request = Request(
         uri=uri,
         path=document.path,
-        relative_path=display_path(document.path, ls.workspace.root_path),
+        relative_path=shown_path(ls, document.path),
         language_id=document.language_id,
         text=document.source,
         offset=document.offset_at_position(params.position),
         invoked=params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked,
     )
+    script = cell_script(ls, uri)
+    if script is not None:  # a notebook cell: the model sees the whole notebook, the item is the cell's
+        path = to_fs_path(script.uri) if script.uri.startswith("file:") else script.uri
+        request = replace(
+            request, path=path, relative_path=shown_path(ls, path), text=script.text, offset=script.cell_start + request.offset
+        )
     try:
-        text = await ls.service.complete(request)
+        texts = await ls.service.complete(request)
     except asyncio.CancelledError:
         raise  # pygls answers a cancelled request with the LSP RequestCancelled error
     except Exception:
         log.exception("completion failed for %s", uri)
         return []
-    command = types.Command(title="fimls: completion accepted", command=ACCEPT_COMMAND, arguments=[next(ls.item_ids)])
-    return inline_items(document, params.position, text, command)
+    items = []
+    for text in texts:
+        command = types.Command(title="fimls: completion accepted", command=ACCEPT_COMMAND, arguments=[next(ls.item_ids)])
+        items += inline_items(document, params.position, text, command)
+    return items
 
 
 @server.command(ACCEPT_COMMAND)
@@ -346,7 +437,12 @@ def on_did_partially_accept_completion(ls: FimlsServer, params: Any) -> None:
 def on_stats(ls: FimlsServer, params: Any) -> dict:
     """The statistics so far; with `{"reset": true}` they start again from zero afterwards (a
     benchmark leaves its warm-up out this way)."""
-    report = {"state": ls.state, **ls.service.stats.report(), "settings": ls.settings.model_dump(by_alias=True)}
+    report = {
+        "state": ls.state,
+        **ls.service.stats.report(),
+        "workspace": ls.index.summary() if ls.index is not None else [],
+        "settings": ls.settings.model_dump(by_alias=True),
+    }
     if getattr(params, "reset", None) is True or (isinstance(params, dict) and params.get("reset") is True):
         from fimls.lsp.stats import Stats
 

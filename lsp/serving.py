@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from fimls.context.syntax import cursor_in
 from fimls.engine.worker import ModelWorker, Superseded
 from fimls.lsp.debounce import TypingRhythm
 from fimls.lsp.postprocess import around_cursor, postprocess
@@ -69,15 +70,16 @@ class CompletionService:
             fnmatch.fnmatch(path, glob) or fnmatch.fnmatch("/" + path, glob) for glob in self.settings.exclude_globs
         )
 
-    async def complete(self, request: Request) -> str:
-        """The completion text to show for `request` ("" for none)."""
+    async def complete(self, request: Request) -> list[str]:
+        """The completions to show for `request`, best first (none: an empty list). An invoked
+        request gets up to `candidates` different ones, an automatic one at most one."""
         started = time.perf_counter()
         self.stats.requests += 1
         self._sequence += 1
         self._latest[request.uri] = self._sequence
         waits = {"debounce_ms": 0.0, "queue_ms": 0.0, "context_ms": 0.0, "model_ms": 0.0}
         try:
-            text = await self._respond(request, self._sequence, waits)
+            texts = await self._respond(request, self._sequence, waits)
         except asyncio.CancelledError:
             self.stats.cancelled += 1  # its time is no one's latency: nobody got an answer
             raise
@@ -87,24 +89,26 @@ class CompletionService:
         # that generation's, and the model's time is the model's; building the prompt is counted
         # apart, and everything else (the cache, post-processing, the protocol) is the server's.
         self.stats.overhead_ms.append(max(0.0, total_ms - sum(waits.values())))
-        if not text:
+        if not texts:
             self.stats.empty += 1
-        return text
+        return texts
 
-    async def _respond(self, request: Request, sequence: int, waits: dict[str, float]) -> str:
+    async def _respond(self, request: Request, sequence: int, waits: dict[str, float]) -> list[str]:
         if self.engine is None or not self.allowed(request.relative_path, request.language_id):
-            return ""
+            return []
+        if self.settings.disabled_in and cursor_in(request.path, request.text, request.offset) in self.settings.disabled_in:
+            return []
         cached = self.cache.get(request.uri, request.text, request.offset)
-        if cached is not None:
+        if cached is not None and not request.invoked:
             self.stats.cache_hits += 1
-            return cached
+            return [cached]
         if not request.invoked:
             delay = self.rhythm.delay(request.uri)
             await asyncio.sleep(delay)
             waits["debounce_ms"] = delay * 1000
             if self._latest.get(request.uri) != sequence:  # a newer keystroke's request came
                 self.stats.superseded += 1
-                return ""
+                return []
         engine, settings = self.engine, self.settings
         from fimls.completion import complete_text
 
@@ -114,7 +118,8 @@ class CompletionService:
             waits["queue_ms"] = (time.perf_counter() - queued) * 1000
             self.stats.model_calls += 1  # counted in the worker: queued requests that were superseded never get here
             completion = complete_text(
-                engine, settings, request.text, request.offset, request.path, self.root, cancelled, self.context
+                engine, settings, request.text, request.offset, request.path, self.root, cancelled, self.context,
+                candidates=settings.candidates if request.invoked else 1,
             )
             if cancelled():
                 self.stats.stopped_early += 1  # superseded mid-generation: stopped at the next decode step
@@ -124,7 +129,7 @@ class CompletionService:
             completion = await self.worker.generate(request.uri, run)
         except Superseded:
             self.stats.superseded += 1
-            return ""
+            return []
         except Exception as error:  # the model failed; the server answers empty and goes on
             self.stats.errors += 1
             problem = describe_generation_failure(error)
@@ -132,7 +137,7 @@ class CompletionService:
             if not self.failing:
                 self.failing = True
                 self.on_health(problem)
-            return ""
+            return []
         if self.failing:
             self.failing = False
             self.on_health(None)
@@ -140,9 +145,16 @@ class CompletionService:
         self.stats.engine_ms.append(waits["model_ms"])
         self.stats.context_ms.append(waits["context_ms"])
         self.stats.queue_ms.append(waits["queue_ms"])
-        text = postprocess(completion.text, *around_cursor(request.text, request.offset))
-        self.cache.put(request.uri, request.text, request.offset, text, completion.window)
-        return text
+        before, after = around_cursor(request.text, request.offset)
+        texts = distinct(postprocess(c.text, before, after) for c in (completion.completion, *completion.completion.alternatives))
+        if texts:
+            self.cache.put(request.uri, request.text, request.offset, texts[0], completion.window)
+        return texts
+
+
+def distinct(texts) -> list[str]:
+    """The non-empty texts, each once, in order."""
+    return [text for text in dict.fromkeys(texts) if text]
 
 
 def is_out_of_memory(error: BaseException) -> bool:

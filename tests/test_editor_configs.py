@@ -59,7 +59,7 @@ def vscode_dependencies():
 
 def test_vscode_extension_compiles_and_its_logic_passes_unit_tests(vscode_dependencies):
     report = _npm("test")
-    assert "# fail 0" in report and "# pass 12" in report, report
+    assert "# fail 0" in report and "# pass 13" in report, report
 
 
 def test_vscode_extension_packages_into_a_vsix(vscode_dependencies, tmp_path):

@@ -55,12 +55,12 @@ def _open(client, uri, text):
     )
 
 
-def _inline(client, uri, line, character):
+def _inline(client, uri, line, character, trigger=types.InlineCompletionTriggerKind.Invoked):
     return client.text_document_inline_completion_async(
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+            context=types.InlineCompletionContext(trigger_kind=trigger),
         )
     )
 
@@ -127,7 +127,7 @@ async def test_inline_completion_matches_fimls_complete_with_utf16_range(client:
     expected = cli.stdout.removesuffix("\n")
     assert expected, "the model returned an empty completion; the comparison would prove nothing"
 
-    assert len(result) == 1
+    assert 1 <= len(result) <= 3  # invoked: the candidates, the greedy one first
     item = result[0]
     # The whole line: what is before the cursor, the completion, and the rest of the line.
     assert item.insert_text == line_text[:cursor_chars] + expected + line_text[cursor_chars:]

@@ -113,7 +113,10 @@ async def test_typing_the_suggestion_is_answered_from_cache(client, workspace):
     assert len(suggestion) >= 2
     calls_before = (await _stats(client))["model_calls"]
     _type(client, uri, 2, 4, cursor_utf16, suggestion[0])
-    second = await _inline(client, uri, 4, cursor_utf16 + len(suggestion[0].encode("utf-16-le")) // 2)
+    # Typing sends automatic requests: the cache answers before any debounce.
+    second = await _inline(
+        client, uri, 4, cursor_utf16 + len(suggestion[0].encode("utf-16-le")) // 2, types.InlineCompletionTriggerKind.Automatic
+    )
     assert second[0].insert_text == line_text[:cursor_chars] + suggestion + rest
     stats = await _stats(client)
     assert stats["cache_hits"] == 1

@@ -4,6 +4,7 @@ kept, accept."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,13 @@ def test_type_see_ghost_text_and_accept_in_headless_neovim(tmp_path, test_model_
         # Neovim 0.12's built-in draws the item over the line: the item carries the rest of the
         # line (`)`), so it is shown after the completion instead of being hidden under it.
         assert (result["ghost"], result["ghost_position"]) == (expected_ghost + ")", "overlay")
+
+    # The next word, then the rest of the first line, are accepted on their own (the rest reappears
+    # from the server's typing-as-suggested cache), on the plugin's path and on 0.12's built-in.
+    word = re.match(r"\s*(?:\w+|[^\w\s]+)?", expected_ghost).group(0)
+    assert result["line_after_word"] == f"    print({TYPED}{word})"
+    first_line = expected_ghost.split("\n")[0]
+    assert result["line_after_line"] == f"    print({TYPED}{first_line})"
 
     # Accepting inserts it at the cursor, keeps the rest of the line, and removes the ghost text.
     accepted = f"    print({TYPED}{expected_ghost})"

@@ -133,3 +133,41 @@ def test_post_processing_reads_only_the_text_around_the_cursor_and_decides_as_wi
             assert len(before) <= max(4000, cursor_line_so_far)  # not the whole prefix of the file
             for text in completions + [document[offset : offset + rng.randrange(1, 120)]]:
                 assert postprocess(text, before, after) == postprocess(text, document[:offset], document[offset:])
+
+
+@pytest.mark.parametrize(
+    "text, before, after, dropped",
+    [
+        # Python: on the empty line of a body, the model writes the line that follows
+        ("return total", "def f(items):\n    total = sum(items)\n    ", "\n    return total\n", True),
+        # ... or the next two lines, across a blank line
+        ("x = load()\n\n    y = parse(x)", "def main():\n    ", "\n    x = load()\n\n    y = parse(x)\n    run(y)\n", True),
+        # Go: the rest of a word typed on the line repeats the next line as a whole
+        ("rr != nil {", "func f() error {\n\tif e", "\n\tif err != nil {\n\t\treturn err\n", True),
+        # TypeScript: a new line that differs from what follows stays
+        ("const b = a + 1;", "function f(a: number) {\n  ", "\n  return a;\n}\n", False),
+        # Rust: the same statement as the next line but with a change stays
+        ("let y = x * 3;", "fn f(x: i32) -> i32 {\n    ", "\n    let y = x * 2;\n    y\n}\n", False),
+        # Nothing follows: nothing to echo
+        ("pass", "def f():\n    ", "\n", False),
+    ],
+)
+def test_a_completion_that_only_repeats_the_following_lines_is_dropped(text, before, after, dropped):
+    from fimls.lsp.postprocess import echoes_following
+
+    assert echoes_following(text, before, after) is dropped
+    assert (postprocess(text, before, after) == "") is dropped
+
+
+@pytest.mark.parametrize(
+    "text, degenerate",
+    [
+        ("self.assertEqual(a, b)\n        self.assertEqual(a, b)\n        self.assertEqual(a, b)", True),  # Python
+        ("x := 1\n\ty := 2\n\ty := 2\n\ty := 2", True),  # Go: the loop starts after a good line
+        ("case 1:\n\tcase 2:\n\tcase 3:", False),  # C: similar lines, not the same
+        ("foo();\nfoo();", False),  # twice may be meant
+        ("))))))))", True),
+    ],
+)
+def test_one_line_over_and_over_is_degenerate(text, degenerate):
+    assert is_degenerate(text) is degenerate

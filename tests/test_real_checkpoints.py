@@ -190,7 +190,7 @@ def test_the_server_loads_and_serves_every_replica_and_refuses_a_mangling_tokeni
         assert "tokenizer does not encode code faithfully" in refused["message"]
         client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": TEXT}})
         position = {"line": TEXT.count("\n"), "character": len(TEXT.split("\n")[-1])}
-        request = {"textDocument": {"uri": uri}, "position": position, "context": {"triggerKind": 1}}
+        request = {"textDocument": {"uri": uri}, "position": position, "context": {"triggerKind": 2}}
         assert client.call("textDocument/inlineCompletion", request, timeout=60)["result"] == []  # never served
 
         for name in REPLICAS:

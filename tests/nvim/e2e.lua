@@ -6,6 +6,7 @@
 local env = vim.env
 local out = {}
 local buf, line, ns
+local accept_rest
 
 local function finish(extra)
   for k, v in pairs(extra or {}) do out[k] = v end
@@ -58,7 +59,7 @@ local function open_outside()
   finish()
 end
 
-local function accept_shown()
+local function shown_text()
   local mark = marks()[1]
   local ghost = {}
   for _, chunk in ipairs(mark[4].virt_text or {}) do table.insert(ghost, chunk[1]) end
@@ -68,9 +69,38 @@ local function accept_shown()
     for _, chunk in ipairs(virt_line) do table.insert(text, chunk[1]) end
     table.insert(rest, table.concat(text))
   end
-  out.ghost = table.concat(ghost) .. (#rest > 0 and ('\n' .. table.concat(rest, '\n')) or '')
-  out.ghost_position = mark[4].virt_text_pos
+  return table.concat(ghost) .. (#rest > 0 and ('\n' .. table.concat(rest, '\n')) or ''), mark[4].virt_text_pos
+end
+
+-- Accept the next word, then (the rest reappears from the server's cache) the rest of the line,
+-- then everything left.
+local function accept_shown()
+  out.ghost, out.ghost_position = shown_text()
   out.mode_with_ghost = vim.fn.mode()
+  -- Wait for the answer to the last keystroke: shown at the cursor (an older one is drawn where
+  -- the cursor was).
+  local function changed_from(lines)
+    return function()
+      local cursor = vim.api.nvim_win_get_cursor(0)
+      local mark = marks()[1]
+      return mark ~= nil and mark[2] == cursor[1] - 1 and mark[3] == cursor[2]
+        and not vim.deep_equal(lines, vim.api.nvim_buf_get_lines(buf, 0, -1, false))
+    end
+  end
+  local start = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  keys('<M-Right>')
+  poll(30000, changed_from(start), function()
+    out.line_after_word = line_text()
+    local after_word = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+    keys('<M-C-Right>')
+    poll(30000, changed_from(after_word), function()
+      out.line_after_line = line_text()
+      accept_rest()
+    end)
+  end)
+end
+
+accept_rest = function()
   local before = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
   keys('<Tab>')
   poll(10000, function()

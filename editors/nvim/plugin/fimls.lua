@@ -10,29 +10,19 @@ end
 
 local options = vim.g.fimls or {}
 local accept_key = options.accept_key or '<Tab>'
+-- Accepting part of a completion, as copilot.vim maps it; `false` leaves the key alone.
+local accept_word_key = options.accept_word_key == nil and '<M-Right>' or options.accept_word_key
+local accept_line_key = options.accept_line_key == nil and '<M-C-Right>' or options.accept_line_key
 if vim.lsp.enable ~= nil then
   vim.lsp.enable('fimls')
 else
   require('fimls.start').setup(options.lsp)
 end
 
-local accept
-if vim.lsp.inline_completion ~= nil then
-  -- Neovim 0.12+: the built-in inline completion shows fimls' items and runs their command on
-  -- accept; the plugin enables it for fimls' buffers and maps the accept key there.
-  local shown = vim.api.nvim_create_namespace('nvim.lsp.inline_completion')
-  accept = function(buf)
-    if #vim.api.nvim_buf_get_extmarks(buf, shown, 0, -1, { limit = 1 }) == 0 then
-      return false -- nothing shown: the key does what it did before
-    end
-    vim.lsp.inline_completion.get({ bufnr = buf })
-    return true
-  end
-else
-  local inline = require('fimls.inline')
-  inline.setup(options)
-  accept = inline.accept
+if vim.lsp.inline_completion == nil then
+  require('fimls.inline').setup(options)
 end
+local accept = require('fimls.accept').accept
 
 local keys = require('fimls.keys')
 local group = vim.api.nvim_create_augroup('fimls_attach', { clear = true })
@@ -44,7 +34,13 @@ vim.api.nvim_create_autocmd('LspAttach', {
       if vim.lsp.inline_completion ~= nil then
         vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
       end
-      keys.attach(args.buf, accept_key, accept)
+      keys.attach(args.buf, accept_key, function(buf) return accept(buf) end)
+      if accept_word_key then
+        keys.attach(args.buf, accept_word_key, function(buf) return accept(buf, 'word') end)
+      end
+      if accept_line_key then
+        keys.attach(args.buf, accept_line_key, function(buf) return accept(buf, 'line') end)
+      end
     end
   end,
 })

@@ -8,6 +8,7 @@ import {
 } from "vscode-languageclient/node";
 
 import {
+  DOCUMENT_SELECTOR,
   RestartQueue,
   explicitSettings,
   formatStats,
@@ -55,7 +56,7 @@ async function startClient(): Promise<void> {
   const args = serverArgs(config().get<unknown[]>("server.args", []));
   const serverOptions: ServerOptions = { command, args };
   const clientOptions: LanguageClientOptions = {
-    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    documentSelector: [...DOCUMENT_SELECTOR],
     outputChannel: output,
     initializationOptions: userSettings(),
     middleware: {

@@ -163,3 +163,15 @@ export class RestartQueue {
     return next;
   }
 }
+
+/**
+ * The documents the extension serves: files on disk, unsaved files, and the cells of Jupyter
+ * notebooks (their scheme is `vscode-notebook-cell`; the server syncs the notebooks themselves
+ * through notebookDocument/* and shows a cell the notebook around it).
+ */
+export const DOCUMENT_SELECTOR = [
+  { scheme: "file" },
+  { scheme: "untitled" },
+  { scheme: "vscode-notebook-cell" },
+  { notebook: { notebookType: "jupyter-notebook" } },
+] as const;

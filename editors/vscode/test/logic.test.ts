@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 
 import {
+  DOCUMENT_SELECTOR,
   RestartQueue,
   explicitSettings,
   formatStats,
@@ -147,4 +148,11 @@ test("a restart that throws does not block the next one", async () => {
   await assert.rejects(queue.restart(), /boom/);
   await queue.restart();
   assert.equal(calls, 2);
+});
+
+test("the documents served include the cells of Jupyter notebooks", () => {
+  const filters: object[] = [...DOCUMENT_SELECTOR];
+  assert.ok(filters.some((f) => JSON.stringify(f) === JSON.stringify({ scheme: "vscode-notebook-cell" })));
+  assert.ok(filters.some((f) => JSON.stringify(f) === JSON.stringify({ notebook: { notebookType: "jupyter-notebook" } })));
+  assert.ok(filters.some((f) => JSON.stringify(f) === JSON.stringify({ scheme: "file" })));
 });

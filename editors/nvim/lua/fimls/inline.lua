@@ -107,6 +107,12 @@ function M.request(buf)
   s.request_id = ok and id or nil
 end
 
+--- The ghost text shown in `buf`, or nil.
+function M.ghost(buf)
+  local s = state[buf or vim.api.nvim_get_current_buf()]
+  return s and s.ghost
+end
+
 function M.visible(buf)
   local s = state[buf or vim.api.nvim_get_current_buf()]
   return s ~= nil and s.ghost ~= nil

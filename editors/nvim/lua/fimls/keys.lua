@@ -4,7 +4,7 @@
 -- it (fast typing, a macro) still come after it.
 local M = {}
 
-local saved = {} -- bufnr -> { key = ..., previous = the maparg() dict fimls replaced, or {} }
+local saved = {} -- bufnr -> key -> the maparg() dict of the mapping fimls replaced, or {}
 
 local function termcodes(keys)
   return vim.api.nvim_replace_termcodes(keys, true, true, true)
@@ -33,8 +33,7 @@ end
 
 --- Do what `key` did in `buf` before fimls mapped it.
 function M.fallback(buf, key)
-  local entry = saved[buf]
-  local previous = entry and entry.previous or {}
+  local previous = (saved[buf] or {})[key] or {}
   if vim.tbl_isempty(previous) then
     vim.api.nvim_feedkeys(termcodes(key), 'ni', false)
     return
@@ -48,13 +47,13 @@ end
 --- Map `key` in Insert mode in `buf`: `accept()` takes a shown completion and returns true, or
 --- returns false and the key does what it did before.
 function M.attach(buf, key, accept)
-  if saved[buf] then
+  saved[buf] = saved[buf] or {}
+  if saved[buf][key] then
     return
   end
-  local previous = vim.api.nvim_buf_call(buf, function()
+  saved[buf][key] = vim.api.nvim_buf_call(buf, function()
     return vim.fn.maparg(key, 'i', false, true)
   end)
-  saved[buf] = { key = key, previous = previous }
   vim.keymap.set('i', key, function()
     if not accept(buf) then
       M.fallback(buf, key)
@@ -62,21 +61,20 @@ function M.attach(buf, key, accept)
   end, { buffer = buf, desc = 'fimls: accept the inline completion' })
 end
 
---- Undo `attach`: the buffer's own earlier mapping comes back; a global one was never touched.
+--- Undo `attach`: the buffer's own earlier mappings come back; global ones were never touched.
 function M.detach(buf)
-  local entry = saved[buf]
-  if not entry then
-    return
-  end
+  local keys = saved[buf]
   saved[buf] = nil
-  if not vim.api.nvim_buf_is_valid(buf) then
+  if not keys or not vim.api.nvim_buf_is_valid(buf) then
     return
   end
-  pcall(vim.keymap.del, 'i', entry.key, { buffer = buf })
-  if entry.previous.buffer == 1 then
-    vim.api.nvim_buf_call(buf, function()
-      vim.fn.mapset('i', false, entry.previous)
-    end)
+  for key, previous in pairs(keys) do
+    pcall(vim.keymap.del, 'i', key, { buffer = buf })
+    if previous.buffer == 1 then
+      vim.api.nvim_buf_call(buf, function()
+        vim.fn.mapset('i', false, previous)
+      end)
+    end
   end
 end
 

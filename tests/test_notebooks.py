@@ -1,0 +1,108 @@
+"""Jupyter notebooks over stdio, as VS Code sends them (notebookDocument/* with cells added,
+removed, moved and edited): a completion in a code cell sees the notebook's other cells around it
+(markdown cells as comments), and its item is in the cell's own coordinates."""
+
+from pathlib import Path
+
+from conftest import run_fimls
+from fimls.bench.wire import WireClient
+from fimls.lsp.notebook import CELL_SEPARATOR
+
+MARKDOWN = "# Arithmetic\nSmall helpers."
+CELL_A = "def add(a, b):\n    return a + b"
+CELL_B = "def sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return "
+CELL_C = "print(mul(2, 3))"
+
+
+def _cell(uri: str, text: str, language: str = "python") -> dict:
+    return {"uri": uri, "languageId": language, "version": 1, "text": text}
+
+
+def _expected(folder: Path, script: str, cursor: int) -> str:
+    """What `fimls complete` says for the notebook written out as the script the model sees."""
+    name = "analysis.ipynb"  # the notebook's name: the header the model sees
+    (folder / name).write_text(script)
+    line = script.count("\n", 0, cursor) + 1
+    column = cursor - (script.rfind("\n", 0, cursor) + 1) + 1
+    result = run_fimls("complete", f"{name}:{line}:{column}", "--model", str(_expected.model), "--device", "cpu",
+                       "--max-new-tokens", "8", "--root", str(folder), cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.removesuffix("\n")
+
+
+def test_a_cell_sees_the_notebook_around_it_through_cell_changes(tmp_path, test_model_dir):
+    _expected.model = test_model_dir
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    compare = tmp_path / "compare"
+    compare.mkdir()
+    notebook_uri = (workspace / "analysis.ipynb").as_uri()
+    cell = {name: f"vscode-notebook-cell:{(workspace / 'analysis.ipynb').as_posix()}#{name}" for name in "mabcd"}
+    client = WireClient(cwd=str(workspace))
+    try:
+        answer = client.call("initialize", {
+            "processId": None, "rootUri": workspace.as_uri(), "capabilities": {"notebookDocument": {"synchronization": {}}},
+            "initializationOptions": {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 8,
+                                      "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0},
+        })
+        selector = answer["result"]["capabilities"]["notebookDocumentSync"]["notebookSelector"]
+        assert selector == [{"notebook": {"notebookType": "jupyter-notebook"}}]
+        client.notify("initialized", {})
+        assert client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"), timeout=300)["state"] == "ready"
+        client.notify("notebookDocument/didOpen", {
+            "notebookDocument": {"uri": notebook_uri, "notebookType": "jupyter-notebook", "version": 1, "cells": [
+                {"kind": 1, "document": cell["m"]}, {"kind": 2, "document": cell["a"]},
+                {"kind": 2, "document": cell["b"]}, {"kind": 2, "document": cell["c"]},
+            ]},
+            "cellTextDocuments": [_cell(cell["m"], MARKDOWN, "markdown"), _cell(cell["a"], CELL_A), _cell(cell["b"], CELL_B), _cell(cell["c"], CELL_C)],
+        })
+        lines = CELL_B.split("\n")
+        position = {"line": len(lines) - 1, "character": len(lines[-1])}
+        request = {"textDocument": {"uri": cell["b"]}, "position": position, "context": {"triggerKind": 2}}
+
+        def complete():
+            items = client.call("textDocument/inlineCompletion", request, timeout=120)["result"]
+            assert len(items) <= 1
+            return items
+
+        # The model is shown the markdown cell as comments, the cell before, this cell, the cell after.
+        script = CELL_SEPARATOR.join(["# # Arithmetic\n# Small helpers.", CELL_A, CELL_B, CELL_C])
+        cursor = script.index(CELL_B) + len(CELL_B)
+        expected = _expected(compare, script, cursor)
+        assert expected, "the test model completes this notebook; the comparison would prove nothing"
+        [item] = complete()
+        assert item["insertText"] == lines[-1] + expected
+        # In the cell's own coordinates: its last line, from column 0 to the line's end.
+        assert item["range"] == {"start": {"line": len(lines) - 1, "character": 0}, "end": position}
+
+        # A cell edited while a request is in flight: the request is answered, the edit is kept.
+        pending = client.request("textDocument/inlineCompletion", request)
+        client.notify("notebookDocument/didChange", {
+            "notebookDocument": {"uri": notebook_uri, "version": 2},
+            "change": {"cells": {"textContent": [{"document": {"uri": cell["c"], "version": 2}, "changes": [
+                {"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "total = 0\n"},
+            ]}]}},
+        })
+        assert "result" in client.wait_for([pending], timeout=120)[pending]
+        # Then cells added (d before a), removed (the markdown) and moved (c to the front).
+        client.notify("notebookDocument/didChange", {
+            "notebookDocument": {"uri": notebook_uri, "version": 3},
+            "change": {"cells": {"structure": {
+                "array": {"start": 0, "deleteCount": 2, "cells": [{"kind": 2, "document": cell["d"]}, {"kind": 2, "document": cell["a"]}]},
+                "didOpen": [_cell(cell["d"], "import math")], "didClose": [{"uri": cell["m"]}],
+            }}},
+        })
+        client.notify("notebookDocument/didChange", {
+            "notebookDocument": {"uri": notebook_uri, "version": 4},
+            "change": {"cells": {"structure": {"array": {"start": 0, "deleteCount": 4, "cells": [
+                {"kind": 2, "document": cell["c"]}, {"kind": 2, "document": cell["d"]},
+                {"kind": 2, "document": cell["a"]}, {"kind": 2, "document": cell["b"]},
+            ]}}}},
+        })
+        script = CELL_SEPARATOR.join(["total = 0\n" + CELL_C, "import math", CELL_A, CELL_B])
+        expected = _expected(compare, script, len(script))
+        assert expected
+        [item] = complete()
+        assert item["insertText"] == lines[-1] + expected
+    finally:
+        client.close()

@@ -21,7 +21,7 @@ from fimls.context.bm25 import BM25Index
 from fimls.context.candidates import Candidate, lines_before
 from fimls.context import imports, jaccard
 from fimls.context.languages import path_comment
-from fimls.context.prompt import Snippet, TokenCounter
+from fimls.prompt import Snippet, TokenCounter
 from fimls.context.token_counts import RememberedCounts
 from fimls.context.folders import FolderSet
 from fimls.context.workspace import IndexedFile, WorkspaceIndex

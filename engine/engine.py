@@ -11,7 +11,7 @@ import torch
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from fimls.context.prompt import PromptParts
+from fimls.prompt import PromptParts
 from fimls.engine.decode import Generation, KVSession, generate
 from fimls.engine.fim import FimTemplate
 from fimls.engine.loading import LoadedModel
@@ -65,6 +65,10 @@ class Engine:
             import torch
 
             self.decode_forward = torch.compile(loaded.model.forward, mode="reduce-overhead", dynamic=False)
+
+    def describe(self) -> str:
+        loaded = self.loaded
+        return f"{loaded.name} ready on {loaded.device} ({loaded.kernel}) in {loaded.load_seconds:.1f}s"
 
     @property
     def window(self) -> int:

@@ -7,7 +7,7 @@ have different ids in DeepSeek-Coder v1 (32015-32017) and V2 (different vocab).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fimls.context.prompt import PromptParts
+from fimls.prompt import PromptParts
 from fimls.engine.tokenizer import CodeTokenizer
 
 # (begin, hole, end) in prefix-suffix-middle order; the model writes the middle after `end`.

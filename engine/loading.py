@@ -124,6 +124,16 @@ def load_checked_tokenizer(spec: str, path: str, *, local_only: bool, trust_remo
         raise ModelUnavailable(f"Could not load the tokenizer of '{spec}': {str(error).splitlines()[0][:200]}") from error
 
 
+def load_tokenizer_and_window(spec: str, *, offline: bool = False, trust_remote_code: bool = False) -> tuple[CodeTokenizer, int]:
+    """The model's tokenizer, self-checked, and its context window, without reading its weights
+    (for rendering prompts that a server completes)."""
+    path = resolve_model_path(spec)
+    config = _read_config(path, offline=offline, trust_remote_code=trust_remote_code)
+    local_only = offline or os.path.isdir(path)
+    tokenizer = load_checked_tokenizer(spec, path, local_only=local_only, trust_remote_code=trust_remote_code)
+    return tokenizer, int(config.get("max_position_embeddings") or 4096)
+
+
 def load_model(
     spec: str,
     *,

@@ -18,15 +18,37 @@ class Superseded(Exception):
 
 
 class _Ticket:
+    """A request's cancel check: call it to ask; `on_cancel` runs a callback the moment it is
+    cancelled (a server backend closes its stream, instead of waiting for the next chunk)."""
+
     def __init__(self, request_id: int):
         self.request_id = request_id
         self._cancelled = threading.Event()
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        with self._lock:
+            self._cancelled.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # closing something already closed, say: never the caller's problem
+                pass
+
+    def __call__(self) -> bool:
+        return self._cancelled.is_set()
 
     def cancelled(self) -> bool:
-        return self._cancelled.is_set()
+        return self()
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if not self._cancelled.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
 
 
 class ModelWorker:
@@ -53,7 +75,7 @@ class ModelWorker:
         def run() -> T:
             if ticket.cancelled():  # superseded while queued: never touches the model
                 raise Superseded(key)
-            result = fn(ticket.cancelled)
+            result = fn(ticket)
             if ticket.cancelled():  # stopped part-way: the partial result is never returned
                 raise Superseded(key)
             return result

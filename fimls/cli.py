@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     lsp_bench.add_argument("--sizes", default="3,30000,300000,3000000", help="file sizes in bytes (3 = a three-line file)")
     lsp_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
+    peer_bench = benches.add_parser("peer", help="fimls beside llama.cpp's llama-server: same weights, same replay; and k typists")
+    peer_bench.add_argument("--file", default=None, help="source file to replay (default: one shipped in bench/data)")
+    peer_bench.add_argument("--keystrokes", type=int, default=40)
+    peer_bench.add_argument("--llama-server", default=None, help="the llama-server binary (default: .venv/llama.cpp/llama-server)")
+    peer_bench.add_argument("--typists", default="1,2,4,8", help="numbers of simulated typists sharing one llama-server")
+    peer_bench.add_argument("--json", action="store_true", help="print only the JSON object")
+
     soak_bench = benches.add_parser("soak", help="the real server under bursts, cancellations, file events and settings changes")
     soak_bench.add_argument("--model", default=None, help="default: the offline test model")
     soak_bench.add_argument("--seconds", type=float, default=600, help="length after a warm-up of 10%% (5-30 s)")
@@ -118,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "complete":
         return _complete(args)
     if args.command == "bench":
-        from fimls.bench import context_bench, engine_bench, gpu_bench, lsp_bench, soak_bench
+        from fimls.bench import context_bench, engine_bench, gpu_bench, lsp_bench, peer_bench, soak_bench
 
-        benches = {"engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench, "context": context_bench, "soak": soak_bench}
+        benches = {
+            "engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench, "context": context_bench, "soak": soak_bench,
+            "peer": peer_bench,
+        }
         return benches[args.bench].main(args)
     if args.command == "eval-context":
         from fimls.bench.eval_context import main as eval_context
@@ -149,7 +159,7 @@ def _settings(args: argparse.Namespace, **extra):
 
 def _check(args: argparse.Namespace) -> int:
     from fimls.completion import load_engine
-    from fimls.context.prompt import PromptParts
+    from fimls.prompt import PromptParts
     from fimls.engine.fim import FimUnsupported
     from fimls.engine.loading import ModelUnavailable
     from fimls.stdio import print_out

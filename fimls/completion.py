@@ -12,7 +12,7 @@ from typing import Callable
 
 from fimls.context.builder import ContextBuilder
 from fimls.context.paths import display_path
-from fimls.context.prompt import PromptParts
+from fimls.prompt import PromptParts
 from fimls.context.window import window_lines, window_parts
 from fimls.context.workspace import WorkspaceIndex
 from fimls.engine.engine import Completion, Engine
@@ -121,7 +121,13 @@ def fit_budgets(settings: Settings, window: int) -> tuple[int, int, int]:
     return max(1, prefix), suffix, context
 
 
-def load_engine(settings: Settings) -> Engine:
+def load_engine(settings: Settings):
+    """The backend the settings name: the in-process engine (`local`), warmed up, or a team's
+    inference server (`server`), with the model's tokenizer loaded without its weights. A server
+    that does not answer yet is no load error: the backend says so in `problem`, and the first
+    completion it serves clears it."""
+    if settings.backend == "server":
+        return load_server_backend(settings)
     from fimls.engine.loading import load_model
 
     loaded = load_model(
@@ -143,3 +149,23 @@ def load_engine(settings: Settings) -> Engine:
     )
     engine.warm_up()
     return engine
+
+
+def load_server_backend(settings: Settings):
+    from fimls.engine.loading import ModelUnavailable, load_tokenizer_and_window
+    from fimls.engine.server import ServerBackend, ServerError, ServerOptions
+
+    if not settings.server_url:
+        raise ModelUnavailable("backend is set to server, but serverUrl is empty; set it to the inference server's base URL.")
+    tokenizer, window = load_tokenizer_and_window(settings.model, offline=settings.offline, trust_remote_code=settings.trust_remote_code)
+    options = ServerOptions(
+        url=settings.server_url, model=settings.server_model, api_key_env=settings.server_api_key_env,
+        timeout_s=settings.server_timeout_s, stall_s=settings.server_stall_s,
+    )
+    backend = ServerBackend(tokenizer, options, name=settings.model, window=window, layout=settings.prompt_layout)
+    backend.problem = None
+    try:
+        backend.warm_up()
+    except ServerError as error:
+        backend.problem = str(error)
+    return backend

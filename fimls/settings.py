@@ -123,6 +123,23 @@ class Settings(BaseModel):
     offline: bool = Field(
         False, description="Never contact the model hub; load only models already on disk."
     )
+    backend: Literal["local", "server"] = Field(
+        "local",
+        description="Where completions are made: `local` (the model in this process, on this machine's "
+        "GPU or CPU) or `server` (a team's inference server at `serverUrl`: vLLM, SGLang, llama-server, "
+        "TGI, Ollama; `model` then only names the tokenizer, which is loaded without weights).",
+    )
+    server_url: str = Field(
+        "", description="The inference server's OpenAI-compatible base URL, e.g. `http://gpu-box:8000` "
+        "(with or without `/v1`).",
+    )
+    server_model: str = Field("", description="The model the server serves (empty: the first of `GET /v1/models`).")
+    server_api_key_env: str = Field(
+        "", description="Name of the environment variable holding the server's API key (the key itself "
+        "never goes in settings, logs or errors).",
+    )
+    server_timeout_s: float = Field(20.0, gt=0, le=600, description="Most seconds one server completion may take.")
+    server_stall_s: float = Field(5.0, gt=0, le=600, description="Most seconds the server's stream may stay silent.")
     trust_remote_code: bool = Field(
         False, description="Allow model repositories to run their own Python code (off by default)."
     )
@@ -152,7 +169,10 @@ def parse_settings(options: object) -> Settings:
 
 
 # Fields whose change needs the model loaded again; the others apply to the next request.
-RELOAD_FIELDS = frozenset({"model", "device", "gptq_backend", "dtype", "offline", "trust_remote_code", "cuda_graphs"})
+RELOAD_FIELDS = frozenset({
+    "model", "device", "gptq_backend", "dtype", "offline", "trust_remote_code", "cuda_graphs",
+    "backend", "server_url", "server_model", "server_api_key_env", "server_timeout_s", "server_stall_s",
+})
 
 
 class SettingsError(ValueError):

@@ -260,11 +260,9 @@ async def on_did_change_configuration(ls: FimlsServer, params: types.DidChangeCo
 
 
 async def load_model(ls: FimlsServer) -> None:
-    from fimls.completion import load_engine
-
     settings = ls.settings
     ls.loaded_with = _reload_key(settings)
-    ls.service.engine = None  # completions answer empty while the model (re)loads
+    previous, ls.service.engine = ls.service.engine, None  # completions answer empty while the model (re)loads
     token = None
     window = ls.client_capabilities.window
     if window is not None and window.work_done_progress:
@@ -279,7 +277,7 @@ async def load_model(ls: FimlsServer) -> None:
             token = None
     ls.publish_status("loading", settings.model)
     try:
-        engine = await ls.service.worker.call(lambda: load_engine(settings))
+        engine = await ls.service.worker.call(lambda: _replace(previous, settings))
     except Exception as error:
         log.error("model load failed: %s", error, exc_info=not _is_user_error(error))
         # Our own errors say what to do; a library's (damaged weights, say) needs the model named.
@@ -289,14 +287,28 @@ async def load_model(ls: FimlsServer) -> None:
         ls.service.engine = engine
         ls.service.failing = False
         ls.service.cache.forget_all()
-        loaded = engine.loaded
-        state = "ready"
-        done = f"{settings.model} ready on {loaded.device} ({loaded.kernel}) in {loaded.load_seconds:.1f}s"
+        state, done = "ready", engine.describe()
+        problem = getattr(engine, "problem", None)
+        if problem:  # a server that does not answer yet: serving starts, and says why it fails
+            ls.service.failing = True
+            state, done = "error", problem
+            ls.show(types.MessageType.Error, f"fimls: {problem}")
         log.info("%s", done)
     # Progress ends before the status turns: a client that sees "ready" sees no loading bar.
     if token is not None:
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done if state == "ready" else f"failed: {done}"))
     ls.publish_status(state, done)
+
+
+def _replace(previous, settings: Settings):
+    """In the model worker, after any generation still running: let go of the previous backend
+    (a server backend's connections), then load the new one."""
+    from fimls.completion import load_engine
+
+    close = getattr(previous, "close", None)
+    if close is not None:
+        close()
+    return load_engine(settings)
 
 
 def _is_user_error(error: Exception) -> bool:

@@ -164,6 +164,10 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def describe_generation_failure(error: BaseException) -> str:
+    from fimls.engine.server import ServerError
+
+    if isinstance(error, ServerError):
+        return str(error)
     if is_out_of_memory(error):
         return (
             "out of GPU memory while completing; the KV cache was dropped and the next request tries "

@@ -1,7 +1,7 @@
 """Several candidates from one prefill: the first is exactly the single completion, the others
 start with the next most likely first tokens and reuse the whole prompt's KV cache."""
 
-from fimls.context.prompt import PromptParts
+from fimls.prompt import PromptParts
 from fimls.engine.stops import rules_for_cursor
 
 PREFIX = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return "

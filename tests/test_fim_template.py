@@ -2,7 +2,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from fimls.context.prompt import PromptParts, Snippet
+from fimls.prompt import PromptParts, Snippet
 from fimls.engine.fim import FimTemplate, FimUnsupported
 from fimls.engine.tokenizer import CodeTokenizer
 

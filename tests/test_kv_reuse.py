@@ -77,7 +77,7 @@ def test_static_cache_reuse_matches_full_recompute(engine):
 
 
 def test_static_cache_engine_generates_what_the_dynamic_one_does(test_model_dir):
-    from fimls.context.prompt import PromptParts
+    from fimls.prompt import PromptParts
     from fimls.engine.engine import Engine
     from fimls.engine.loading import load_model
 
@@ -93,7 +93,7 @@ def test_static_cache_engine_generates_what_the_dynamic_one_does(test_model_dir)
 
 
 def test_a_decode_step_that_fails_to_compile_falls_back_to_eager_with_a_log_line(test_model_dir, monkeypatch, caplog):
-    from fimls.context.prompt import PromptParts
+    from fimls.prompt import PromptParts
     from fimls.engine.engine import Engine
     from fimls.engine.loading import load_model
 

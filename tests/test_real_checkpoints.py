@@ -102,7 +102,7 @@ def test_loads_through_fimls_with_exact_ids_and_fim_tokens(loaded):
     assert 32014 in template.stop_ids
     expected_kernel = "dense" if REPLICAS[name].layout.startswith("dense") else model.kernel
     assert model.kernel == expected_kernel and (model.kernel == "dense") == (name not in GROUP_SIZES)
-    from fimls.context.prompt import PromptParts
+    from fimls.prompt import PromptParts
 
     completion = engine.complete(
         PromptParts(header="#fib.py\n", prefix="def fib(n):\n    if n < 2:\n        return n\n    return ", suffix="\n"),

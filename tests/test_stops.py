@@ -44,7 +44,7 @@ def test_a_line_counts_only_once_it_has_code():
 
 
 def test_generation_stops_at_the_token_where_a_rule_fires(engine):
-    from fimls.context.prompt import PromptParts
+    from fimls.prompt import PromptParts
 
     # A prompt after which the test model writes a newline within 24 tokens (asserted, not assumed).
     parts = PromptParts(header="#a.py\n", prefix="def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return ", suffix="\n")

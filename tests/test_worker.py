@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from fimls.context.prompt import PromptParts
+from fimls.prompt import PromptParts
 from fimls.engine.decode import KVSession, generate
 from fimls.engine.worker import ModelWorker, Superseded
 

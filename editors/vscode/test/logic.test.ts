@@ -22,7 +22,8 @@ const packageJson = JSON.parse(readFileSync(join(__dirname, "..", "..", "package
 test("server settings are the contributed ones without the extension's own", () => {
   const keys = serverSettingKeys(packageJson);
   assert.ok(keys.includes("model") && keys.includes("maxNewTokens") && keys.includes("debounceMinMs"));
-  assert.ok(!keys.includes("enable") && !keys.some((key) => key.startsWith("server")));
+  assert.ok(!keys.includes("enable") && !keys.some((key) => key.startsWith("server.")));
+  assert.ok(keys.includes("serverUrl") && keys.includes("backend")); // the server backend's settings are the server's
 });
 
 test("only values the user set are sent, the most specific scope winning", () => {

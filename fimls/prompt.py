@@ -1,4 +1,6 @@
-"""The parts of a fill-in-the-middle prompt, before any model template is applied."""
+"""The parts of a fill-in-the-middle prompt, before any model template is applied: the contract
+between `context`, which decides them, and the backends that turn them into completions (the
+in-process engine, a shared inference server). Both import this module; neither imports the other."""
 
 from __future__ import annotations
 

@@ -1,0 +1,319 @@
+"""The server backend: fimls' own prompts completed by an inference server over the OpenAI
+completions protocol. Faults against a server that misbehaves on cue; the rest against a real
+llama-server (Debian's llama.cpp, fetched by the README's test set-up command) serving the test
+model's weights as GGUF."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for
+from fimls.bench.wire import WireClient
+from fimls.engine.loading import load_tokenizer_and_window
+from fimls.engine.server import NEUTRAL, ServerBackend, ServerError, ServerOptions
+from fimls.engine.stops import StopRules
+from fimls.prompt import PromptParts
+from misbehaving_server import MisbehavingServer
+
+HERE = Path(__file__).resolve().parent
+PARTS = PromptParts(header="#m.py\n", prefix="def mul(a, b):\n", suffix="\n")
+RULES = StopRules(cursor_block_indent=4)
+KEY = "sk-fimls-test-secret-4242"
+
+
+@pytest.fixture
+def fake():
+    server = MisbehavingServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def tokenizer_and_window(test_model_dir):
+    return load_tokenizer_and_window(str(test_model_dir))
+
+
+def _backend(tokenizer_and_window, url, **options) -> ServerBackend:
+    tokenizer, window = tokenizer_and_window
+    return ServerBackend(tokenizer, ServerOptions(url=url, **options), name="test", window=window)
+
+
+def test_a_completion_streams_and_a_stop_rule_closes_the_stream(fake, tokenizer_and_window, monkeypatch):
+    monkeypatch.setenv("FIMLS_TEST_KEY", KEY)
+    backend = _backend(tokenizer_and_window, fake.url + "/v1", api_key_env="FIMLS_TEST_KEY")
+    completion = backend.complete(PARTS, max_new_tokens=32, rules=RULES)
+    assert completion.text == "    return a * b"
+    assert completion.generation.stop_reason == "rule"  # closed before the server's [DONE]
+    sent = fake.requests[-1]
+    assert sent["headers"]["Authorization"] == f"Bearer {KEY}"
+    payload = sent["payload"]
+    assert payload["prompt"] == backend.render(PARTS)  # token ids, exactly the in-process engine's
+    assert (payload["model"], payload["max_tokens"], payload["temperature"], payload["stream"]) == ("fake-coder", 32, 0.0, True)
+    assert len(payload["stop"]) <= 4 and "<｜fim▁hole｜>" in payload["stop"]
+    assert backend.model == "fake-coder"  # the first of GET /v1/models
+
+
+@pytest.mark.parametrize("mode, sentence", [
+    ("401", "refused the request (401 simulated 401); set serverApiKeyEnv"),
+    ("404", "has no model 'fake-coder'"),
+    ("429", "is overloaded or failing (429"),
+    ("500", "is overloaded or failing (500"),
+    ("malformed", "sent a malformed stream event"),
+    ("die", "closed the connection in the middle of a completion"),
+    ("stall", "stopped sending for 1s in the middle of a completion"),
+])
+def test_each_fault_is_one_sentence_saying_what_and_where(fake, tokenizer_and_window, monkeypatch, mode, sentence):
+    monkeypatch.setenv("FIMLS_TEST_KEY", KEY)
+    backend = _backend(tokenizer_and_window, fake.url, api_key_env="FIMLS_TEST_KEY", stall_s=1.0, timeout_s=10.0)
+    backend.warm_up()
+    fake.mode = mode
+    started = time.monotonic()
+    with pytest.raises(ServerError) as failure:
+        backend.complete(PARTS, max_new_tokens=32, rules=RULES)
+    message = str(failure.value)
+    assert sentence in message and f"the inference server at {fake.url}" in message
+    assert KEY not in message and message.count("\n") == 0
+    assert time.monotonic() - started < 5  # never held past its timeout
+    fake.mode = "ok"  # and it recovers as soon as the server answers again
+    assert backend.complete(PARTS, max_new_tokens=32, rules=RULES).text == "    return a * b"
+
+
+def test_connection_refused_and_an_unknown_host(tokenizer_and_window):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = _backend(tokenizer_and_window, f"http://127.0.0.1:{port}", model="m")
+    with pytest.raises(ServerError, match=rf"cannot reach the inference server at http://127.0.0.1:{port} .*is it running\?"):
+        refused.complete(PARTS, max_new_tokens=8)
+    unknown = _backend(tokenizer_and_window, "http://fimls-no-such-host.invalid:8000", model="m")
+    with pytest.raises(ServerError, match="cannot resolve the inference server's host 'fimls-no-such-host.invalid'"):
+        unknown.complete(PARTS, max_new_tokens=8)
+
+
+def test_a_request_longer_than_its_timeout_is_ended(fake, tokenizer_and_window):
+    fake.mode = "slow"  # a piece every 0.5 s: never silent long enough to stall
+    backend = _backend(tokenizer_and_window, fake.url, timeout_s=1.2, stall_s=5.0)
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="took longer than 1.2s for one completion"):
+        backend.complete(PARTS, max_new_tokens=32, rules=RULES)
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_superseded_request_closes_its_stream_at_once(fake, tokenizer_and_window):
+    from fimls.engine.worker import _Ticket
+
+    fake.mode = "slow"
+    backend = _backend(tokenizer_and_window, fake.url, timeout_s=30.0)
+    ticket = _Ticket(1)
+    done = {}
+
+    def run():
+        done["completion"] = backend.complete(PARTS, max_new_tokens=32, cancelled=ticket)
+        done["at"] = time.monotonic()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(0.7)
+    cancelled_at = time.monotonic()
+    ticket.cancel()
+    worker.join(5)
+    assert done["completion"].generation.stop_reason == "cancelled"
+    assert done["at"] - cancelled_at < 0.3  # not at the next chunk (0.5 s), at once
+    assert fake.client_left.wait(3)  # the server saw the client go
+
+
+def test_a_server_that_takes_only_text_gets_text_with_source_markers_neutralised(fake, tokenizer_and_window):
+    fake.mode = "text-only"  # as TGI and Ollama
+    backend = _backend(tokenizer_and_window, fake.url)
+    parts = PromptParts(header="#t.py\n", prefix='HOLE = "<｜fim▁hole｜>"\nx = ', suffix="\n")
+    assert backend.complete(parts, max_new_tokens=8).text
+    assert backend.accepts_token_ids is False
+    prompt = fake.requests[-1]["payload"]["prompt"]
+    assert isinstance(prompt, str)
+    assert prompt.startswith("<｜fim▁begin｜>#t.py\nHOLE = ") and prompt.count("<｜fim▁hole｜>") == 1  # the template's own
+    assert f"<{NEUTRAL}｜fim▁hole｜>" in prompt  # the one written in the source, cut
+    asked = len(fake.requests)
+    backend.complete(parts, max_new_tokens=8)
+    assert len(fake.requests) == asked + 1  # remembered: no token-id attempt again
+
+
+def _status(client, after: int) -> dict:
+    return client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"), timeout=120, after=after)
+
+
+def _server_client(tmp_path, model, url, **settings) -> WireClient:
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    audit = tmp_path / "audit.log"
+    client = WireClient(
+        env={"FIMLS_TEST_AUDIT": str(audit), "FIMLS_TEST_KEY": KEY}, cwd=str(workspace),
+        command=[sys.executable, str(HERE / "audited_fimls.py")],
+    )
+    client.audit = audit
+    client.uri = (workspace / "m.py").as_uri()
+    client.call("initialize", {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}, "initializationOptions": {
+        "model": str(model), "backend": "server", "serverUrl": url, "serverApiKeyEnv": "FIMLS_TEST_KEY", "maxNewTokens": 16,
+        "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0, "serverStallS": 2, **settings}})
+    client.notify("initialized", {})
+    return client
+
+
+def _complete(client, text: str) -> list:
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": client.uri, "languageId": "python", "version": 1, "text": text}})
+    lines = text.split("\n")
+    answer = client.call("textDocument/inlineCompletion", {
+        "textDocument": {"uri": client.uri}, "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+        "context": {"triggerKind": 2},
+    }, timeout=60)
+    client.notify("textDocument/didClose", {"textDocument": {"uri": client.uri}})
+    return [item["insertText"] for item in answer["result"]]
+
+
+def test_over_stdio_a_failing_server_turns_the_status_to_error_and_back(fake, tmp_path, test_model_dir):
+    client = _server_client(tmp_path, test_model_dir, fake.url)
+    try:
+        ready = _status(client, 0)
+        assert ready["state"] == "ready" and fake.url in ready["message"]
+        assert _complete(client, "def mul(a, b):\n") == ["    return a * b"]
+        seen = len(client.notifications)
+        fake.mode = "500"
+        assert _complete(client, "def mul(a, b):\n") == []
+        failed = _status(client, seen)
+        assert failed["state"] == "error" and "is overloaded or failing (500" in failed["message"]
+        seen = len(client.notifications)
+        fake.mode = "ok"
+        assert _complete(client, "def mul(a, b):\n") == ["    return a * b"]
+        assert _status(client, seen)["state"] == "ready"
+        stats = client.call("fimls/stats")["result"]
+        assert stats["settings"]["serverApiKeyEnv"] == "FIMLS_TEST_KEY" and KEY not in json.dumps(stats)
+    finally:
+        client.close()
+    assert KEY not in "".join(client.stderr_tail)
+
+
+# -- against a real llama-server -------------------------------------------------------------------
+
+def _llama_server() -> Path:
+    found = Path(sys.prefix) / "llama.cpp" / "llama-server"
+    if not found.is_file():
+        pytest.fail(f"{found} is missing: run the README's test set-up command (it unpacks Debian's llama.cpp)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def test_gguf(test_model_dir) -> Path:
+    from fimls.bench.gguf_export import write_gguf
+
+    target = test_model_dir.parent / f"{test_model_dir.name}.gguf"
+    if not target.is_file():
+        write_gguf(test_model_dir / "dense", target.with_suffix(".partial"))
+        target.with_suffix(".partial").rename(target)
+    return target
+
+
+class LlamaServer:
+    def __init__(self, gguf: Path):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.gguf = gguf
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [str(_llama_server()), "-m", str(self.gguf), "--host", "127.0.0.1", "--port", str(self.port), "-c", "4096", "-np", "1",
+             "--threads", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        assert wait_for(self.healthy, timeout=60), "llama-server did not start"
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def post(self, path: str, body: dict) -> dict:
+        request = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def slots(self) -> list:
+        with urllib.request.urlopen(f"{self.url}/slots", timeout=5) as response:
+            return json.loads(response.read())
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def llama(test_gguf):
+    server = LlamaServer(test_gguf)
+    yield server
+    server.stop()
+
+
+TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return "
+
+
+def test_through_stdio_completions_equal_llama_servers_own_for_the_same_token_ids(llama, tmp_path, test_model_dir, tokenizer_and_window):
+    client = _server_client(tmp_path, test_model_dir, llama.url)
+    try:
+        assert _status(client, 0)["state"] == "ready"
+        [item] = _complete(client, TEXT)
+    finally:
+        client.close()
+    # The same prompt, rendered by the same code, sent straight to llama-server.
+    from fimls.completion import build_prompt
+    from fimls.lsp.postprocess import around_cursor, postprocess
+    from fimls.settings import Settings
+
+    backend = _backend(tokenizer_and_window, llama.url)
+    settings = Settings(model=str(test_model_dir), maxNewTokens=16)
+    prompt = build_prompt(backend, settings, TEXT, len(TEXT), str(tmp_path / "ws" / "m.py"), str(tmp_path / "ws"))
+    ids = backend.render(prompt.parts)
+    direct = llama.post("/v1/completions", {"prompt": ids, "max_tokens": 16, "temperature": 0, "stop": backend.stop_strings})
+    text = direct["choices"][0]["text"]
+    cut = prompt.rules.cut(text)
+    expected = postprocess(text if cut is None else text[:cut], *around_cursor(TEXT, len(TEXT)))
+    assert expected, "llama-server completes this prompt; the comparison would prove nothing"
+    assert item == "    return " + expected
+    # Nothing left the loopback: every connection the server made went to 127.0.0.1.
+    connects = [line for line in client.audit.read_text().splitlines() if line.startswith("socket.connect")]
+    assert connects and all("'127.0.0.1'" in line for line in connects), connects
+
+
+def test_a_stop_rule_ends_the_stream_and_the_slot_is_idle_again(llama, tokenizer_and_window):
+    backend = _backend(tokenizer_and_window, llama.url)
+    parts = PromptParts(header="#m.py\n", prefix="def mul(a, b):\n    return a", suffix=")\n")
+    completion = backend.complete(parts, max_new_tokens=200, rules=StopRules(single_line=True))
+    assert completion.generation.stop_reason == "rule" and "\n" not in completion.text
+    assert wait_for(lambda: not any(slot.get("is_processing") for slot in llama.slots()), timeout=3)
+
+
+def test_killing_the_server_turns_the_status_to_error_and_a_restart_brings_ready_back(llama, tmp_path, test_model_dir):
+    client = _server_client(tmp_path, test_model_dir, llama.url)
+    try:
+        assert _status(client, 0)["state"] == "ready"
+        assert _complete(client, TEXT)
+        seen = len(client.notifications)
+        llama.stop()
+        assert _complete(client, TEXT) == []
+        failed = _status(client, seen)
+        assert failed["state"] == "error" and f"cannot reach the inference server at {llama.url}" in failed["message"]
+        seen = len(client.notifications)
+        llama.start()
+        assert _complete(client, TEXT)
+        assert _status(client, seen)["state"] == "ready"
+    finally:
+        client.close()

@@ -317,3 +317,22 @@ def test_killing_the_server_turns_the_status_to_error_and_a_restart_brings_ready
         assert _status(client, seen)["state"] == "ready"
     finally:
         client.close()
+
+
+def test_a_superseded_request_is_aborted_by_llama_server(llama, tokenizer_and_window):
+    from fimls.engine.worker import _Ticket
+
+    backend = _backend(tokenizer_and_window, llama.url, timeout_s=60.0, stall_s=10.0)
+    parts = PromptParts(header="#m.py\n", prefix=TEXT, suffix="\n")
+    # Unsuperseded, this prompt runs to 3000 tokens (no end of text from the test model): ~4 s here.
+    ticket = _Ticket(1)
+    worker = threading.Thread(target=lambda: backend.complete(parts, max_new_tokens=3000, cancelled=ticket))
+    worker.start()
+    assert wait_for(lambda: any(slot.get("is_processing") for slot in llama.slots()), timeout=10)
+    cancelled_at = time.monotonic()
+    ticket.cancel()
+    worker.join(5)
+    assert not worker.is_alive()
+    # llama-server notices the closed connection (it checks about once a second) and frees the slot.
+    assert wait_for(lambda: not any(slot.get("is_processing") for slot in llama.slots()), timeout=2.5)
+    assert time.monotonic() - cancelled_at < 2.5

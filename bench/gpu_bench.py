@@ -71,7 +71,7 @@ def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_token
     path = write_random_gptq(shape, cache_root() / f"bench-{shape}", ensure_test_model())
     # What a user gets (static cache and CUDA graphs on CUDA, warmed up), without speculation:
     # random weights repeat themselves, which would flatter prompt-lookup drafts.
-    engine = load_engine(Settings(model=str(path), device=device, speculative_tokens=0))
+    engine = load_engine(Settings(model=str(path), device=device, speculative_tokens=0, backend="inprocess"))
     model, dev = engine.loaded.model, engine.loaded.device
     rng = random.Random(0)
     no_stops: frozenset[int] = frozenset()

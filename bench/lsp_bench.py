@@ -6,7 +6,10 @@ the typing-as-suggested cache (the defaults), and with both switched off.
 Then the cost of a keystroke by file size: the same final lines typed at the end of files of about
 3 lines, 30 KB, 300 KB and 3 MB (incremental `didChange` edits, as editors send them; debounce
 and cache off, each request answered before the next keystroke), with the server's own split of
-each answered request into building the prompt, the model, and everything else."""
+each answered request into building the prompt, the model, and everything else.
+
+Then editor windows sharing the daemon (bench/windows.py): two windows typing in turn, KV reuse
+with a session per document against one session, the hop to the daemon; three windows' memory."""
 
 from __future__ import annotations
 
@@ -38,14 +41,14 @@ def typing_schedule(states: list[tuple[str, int]], seed: int = 0) -> list[float]
     return waits
 
 
-async def _start(model: str, root: Path, options: dict[str, Any]):
+async def _start(model: str, root: Path, options: dict[str, Any], env: dict[str, str] | None = None):
     from lsprotocol import types
     from pygls.lsp.client import LanguageClient
 
     client = LanguageClient("fimls-bench", "1")
     statuses: list[str] = []
     client.feature("fimls/status")(lambda params: statuses.append(params.state))
-    await client.start_io(sys.executable, "-m", "fimls", "--stdio")
+    await client.start_io(sys.executable, "-m", "fimls", "--stdio", env=env)
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
@@ -75,7 +78,7 @@ async def _stop(client) -> None:
 async def _session(model: str, states, waits, path: Path, options: dict[str, Any]) -> dict[str, Any]:
     from lsprotocol import types
 
-    client = await _start(model, path.parent, options)
+    client = await _start(model, path.parent, options, env=_ENV)
     uri = path.as_uri()
     first_document, _ = states[0]
     client.text_document_did_open(
@@ -175,7 +178,7 @@ async def _size_session(model: str, path: Path, text: str, keystrokes: int) -> d
     before the next; the first request after opening is reported apart."""
     from lsprotocol import types
 
-    client = await _start(model, path.parent, {"debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0})
+    client = await _start(model, path.parent, {"debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}, env=_ENV)
     uri = path.as_uri()
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text))
@@ -237,17 +240,31 @@ def run_by_size(model: str, code: str, keystrokes: int, sizes=SIZES) -> list[dic
     return results
 
 
-def run(model: str | None, file: Path, keystrokes: int, size_keystrokes: int = 40, sizes=SIZES) -> dict[str, Any]:
+# The servers the replays start: the default backend (this machine's daemon), in a runtime
+# directory of the benchmark's own, so that it neither uses nor disturbs the user's daemon.
+_ENV: dict[str, str] | None = None
+
+
+def run(
+    model: str | None, file: Path, keystrokes: int, size_keystrokes: int = 40, sizes=SIZES, window_keystrokes: int = 40,
+) -> dict[str, Any]:
+    import os
+
+    from fimls.bench import windows
     from fimls.testmodel import ensure_test_model
 
+    global _ENV
     model = model or str(ensure_test_model())
     text = file.read_text(encoding="utf-8")
     states = keystroke_states(text, keystrokes)
     waits = typing_schedule(states)
     path = file.resolve()
-    fimls_run = asyncio.run(_session(model, states, waits, path, {}))
-    plain_run = asyncio.run(_session(model, states, waits, path, {"debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}))
-    by_size = run_by_size(model, text, size_keystrokes, sizes)
+    with windows.private_run_dir() as run_dir:
+        _ENV = {**os.environ, "XDG_RUNTIME_DIR": str(run_dir)}
+        fimls_run = asyncio.run(_session(model, states, waits, path, {}))
+        plain_run = asyncio.run(_session(model, states, waits, path, {"debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}))
+        by_size = run_by_size(model, text, size_keystrokes, sizes)
+    shared_daemon = windows.run(model, window_keystrokes) if window_keystrokes else {}
     smallest = by_size[0]
     return {
         "bench": "lsp",
@@ -264,6 +281,7 @@ def run(model: str | None, file: Path, keystrokes: int, size_keystrokes: int = 4
         "by_size": by_size,
         # Keystroke p50 of each size over the three-line file's, measured in this run.
         "p50_ratio_to_smallest": {str(entry["bytes"]): round(entry["p50_ms"] / smallest["p50_ms"], 3) for entry in by_size},
+        **shared_daemon,
     }
 
 
@@ -275,7 +293,10 @@ def main(args) -> int:
     logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message, source text included
 
     sizes = tuple(int(size) for size in args.sizes.split(","))
-    report = run(args.model, Path(args.file) if args.file else DEFAULT_FILE, args.keystrokes, args.size_keystrokes, sizes)
+    report = run(
+        args.model, Path(args.file) if args.file else DEFAULT_FILE, args.keystrokes, args.size_keystrokes, sizes,
+        args.window_keystrokes,
+    )
     if not args.json:
         for key, value in report.items():
             print_out(f"{key:>32}: {value}")

@@ -210,7 +210,9 @@ def run(file: Path, keystrokes: int, binary: Path, typists: tuple[int, ...]) -> 
         write_gguf(model_dir / "dense", gguf)
     dense = str(model_dir / "dense")
     # No cross-file context: the replay is one file, as llama.vim's ring buffer would have nothing.
-    settings = Settings(model=dense, device="cpu", max_new_tokens=MAX_NEW_TOKENS, context_tokens=0, speculative_tokens=0)
+    settings = Settings(
+        model=dense, device="cpu", max_new_tokens=MAX_NEW_TOKENS, context_tokens=0, speculative_tokens=0, backend="inprocess",
+    )
     text = file.read_text(encoding="utf-8")
     states = keystroke_states(text, keystrokes)
     engine = load_engine(settings)

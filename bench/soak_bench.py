@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 
 from fimls.bench.engine_bench import DEFAULT_FILE
+from fimls.bench.windows import daemon_pid, private_run_dir
 from fimls.bench.wire import WireClient
 from fimls.lsp.stats import percentile
 
@@ -68,9 +69,13 @@ def run(model: str | None, seconds: float, seed: int = 0) -> dict[str, Any]:
     from fimls.testmodel import ensure_test_model
 
     model = model or str(ensure_test_model())
-    rng = random.Random(seed)
+    with private_run_dir() as run_dir:  # a daemon of the soak's own, never the user's
+        return _soak(model, seconds, random.Random(seed), run_dir)
+
+
+def _soak(model: str, seconds: float, rng: random.Random, run_dir: Path) -> dict[str, Any]:
     workspace = Path(tempfile.mkdtemp(prefix="fimls-soak-"))
-    client = WireClient(cwd=str(workspace))
+    client = WireClient(cwd=str(workspace), env={"XDG_RUNTIME_DIR": str(run_dir)})
     try:
         client.call("initialize", {
             "processId": None, "rootUri": workspace.as_uri(), "capabilities": {},
@@ -81,6 +86,8 @@ def run(model: str | None, seconds: float, seed: int = 0) -> dict[str, Any]:
         if status["state"] != "ready":
             raise RuntimeError(f"the model did not load: {status['message']}")
         server = psutil.Process(client.process.pid)
+        daemon = psutil.Process(daemon_pid(run_dir)) if daemon_pid(run_dir) else None
+        daemon_baseline = None
         editor = Editor(client, workspace, rng)
         warm_up_s = min(30.0, max(5.0, seconds * 0.1))
         started = time.monotonic()
@@ -94,6 +101,7 @@ def run(model: str | None, seconds: float, seed: int = 0) -> dict[str, Any]:
                 # tree-sitter grammars and allocator arenas that stay for the server's life.
                 client.wait_for(list(sent), timeout=120)
                 baseline = _server_figures(server)
+                daemon_baseline = _server_figures(daemon) if daemon else None
                 measured_from = len(sent)
             uri = rng.choice(list(editor.texts))
             bursts += 1
@@ -131,12 +139,13 @@ def run(model: str | None, seconds: float, seed: int = 0) -> dict[str, Any]:
         responses = client.wait_for(list(sent), timeout=120)
         time.sleep(1.0)  # let cancelled generations and file events settle before the end figures
         end = _server_figures(server)
+        daemon_end = _server_figures(daemon) if daemon else None
         stats = client.call("fimls/stats")["result"]
         cancelled = sum(1 for r in responses.values() if r.get("error", {}).get("code") == REQUEST_CANCELLED)
         errors = [r for r in responses.values() if "error" in r and r["error"].get("code") != REQUEST_CANCELLED]
         latencies = [(client.received_at[i] - sent[i]) * 1000 for i in sent if "result" in responses[i]]
         if baseline is None:
-            baseline = end
+            baseline, daemon_baseline = end, daemon_end
             measured_from = 0
         alive = client.process.poll() is None
     finally:
@@ -163,6 +172,9 @@ def run(model: str | None, seconds: float, seed: int = 0) -> dict[str, Any]:
         "rss_start_mb": round(baseline[0], 1),
         "rss_end_mb": round(end[0], 1),
         "rss_growth_mb": round(end[0] - baseline[0], 1),
+        # The shared daemon that holds the model (the default backend): its memory over the soak.
+        "daemon_rss_start_mb": round(daemon_baseline[0], 1) if daemon_baseline else None,
+        "daemon_rss_growth_mb": round(daemon_end[0] - daemon_baseline[0], 1) if daemon_baseline else None,
         "threads_start": baseline[1],
         "threads_end": end[1],
         "p50_ms": round(percentile(latencies, 50), 1) if latencies else None,

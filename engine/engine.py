@@ -1,5 +1,5 @@
-"""The engine: one object that owns the loaded model, its FIM template and its KV session, and
-turns `PromptParts` into completion text. Calls are serialized: one model, one worker."""
+"""The engine: one object that owns the loaded model, its FIM template and its KV sessions (one per
+document), and turns `PromptParts` into completion text. Calls are serialized: one model, one worker."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fimls.prompt import PromptParts
 from fimls.engine.decode import Generation, KVSession, generate
 from fimls.engine.fim import FimTemplate
 from fimls.engine.loading import LoadedModel
+from fimls.engine.sessions import SHARED, SessionPool
 from fimls.engine.stops import StopRules
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class Completion:
     generation: Generation
     render_s: float = 0.0  # turning the prompt parts into token ids
     alternatives: tuple[Completion, ...] = ()  # other candidates from the same prefill, best first
+    transport_s: float | None = None  # a daemon's answer: the time it took beyond the daemon's model time
 
     @property
     def model_s(self) -> float:
@@ -46,7 +48,6 @@ class Engine:
         `compile_decode` runs the one-token decode step through `torch.compile` in
         `reduce-overhead` mode (CUDA graphs): together, the decode path of gpt-fast."""
         self.loaded = loaded
-        self.max_cached_tokens = max_cached_tokens
         self.layout = layout
         self.speculative_tokens = speculative_tokens
         self.template = FimTemplate.from_tokenizer(loaded.tokenizer, loaded.name)
@@ -59,12 +60,26 @@ class Engine:
             make_cache = lambda: StaticCache(config=config, max_cache_len=max_cached_tokens)  # noqa: E731
         else:
             make_cache = lambda: DynamicCache(config=config)  # noqa: E731
-        self.session = KVSession(make_cache=make_cache)
+        self.sessions = SessionPool(make_cache, max_cached_tokens, static_cache)
         self.decode_forward = None
         if compile_decode:
             import torch
 
             self.decode_forward = torch.compile(loaded.model.forward, mode="reduce-overhead", dynamic=False)
+
+    @property
+    def max_cached_tokens(self) -> int:
+        """Most positions all sessions together keep cached between requests."""
+        return self.sessions.max_tokens
+
+    @max_cached_tokens.setter
+    def max_cached_tokens(self, tokens: int) -> None:
+        self.sessions.max_tokens = tokens
+
+    @property
+    def session(self) -> KVSession:
+        """The session of callers that name no document."""
+        return self.sessions.take(SHARED)
 
     def describe(self) -> str:
         loaded = self.loaded
@@ -101,8 +116,13 @@ class Engine:
         stop_ids: frozenset[int] | None = None,
         rules: StopRules | None = None,
         candidates: int = 1,
+        session: str = SHARED,
+        progress: Callable[[list[int]], None] | None = None,
+        speculative_tokens: int | None = None,
     ) -> Completion:
-        """`stop_ids` replaces the template's end tokens (an empty set times a fixed length).
+        """`session` names the document whose KV cache the prompt reuses; `progress` is told the
+        completion's token ids so far after each token (a daemon streams them); `speculative_tokens`
+        overrides the engine's for this call. `stop_ids` replaces the template's end tokens (an empty set times a fixed length).
 
         With `candidates` > 1, the prompt is prefilled once and the completion carries up to
         `candidates` - 1 `alternatives`: each starts with another of the most likely first tokens
@@ -112,8 +132,32 @@ class Engine:
         rendering = time.perf_counter()
         prompt = self.render(parts)
         render_s = time.perf_counter() - rendering
+        return self.complete_ids(
+            prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, cancelled=cancelled,
+            stop_ids=stop_ids, rules=rules, candidates=candidates, session=session, progress=progress,
+            speculative_tokens=speculative_tokens, render_s=render_s,
+        )
+
+    def complete_ids(
+        self,
+        prompt: list[int],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        cancelled: Callable[[], bool] = lambda: False,
+        stop_ids: frozenset[int] | None = None,
+        rules: StopRules | None = None,
+        candidates: int = 1,
+        session: str = SHARED,
+        progress: Callable[[list[int]], None] | None = None,
+        speculative_tokens: int | None = None,
+        render_s: float = 0.0,
+    ) -> Completion:
+        """`complete` for a prompt already rendered to token ids (what a daemon is sent)."""
+        speculative = self.speculative_tokens if speculative_tokens is None else speculative_tokens
         window = self.window
-        if len(prompt) + max_new_tokens + self.speculative_tokens + 1 > window:
+        if len(prompt) + max_new_tokens + speculative + 1 > window:
             raise ValueError(
                 f"prompt of {len(prompt)} tokens plus {max_new_tokens} new tokens exceeds the model's "
                 f"window of {window}; lower the prefix/suffix budgets"
@@ -121,42 +165,53 @@ class Engine:
         stops = self.template.stop_ids if stop_ids is None else stop_ids
         branching = candidates > 1 and temperature <= 0.0
         with self._lock:
+            kv = self.sessions.take(session)
             try:
                 generation = self._generate(
-                    prompt, max_new_tokens, stops, temperature, top_p, cancelled, rules,
-                    score=branching, first_choices=candidates + 1 if branching else 0,
+                    kv, prompt, max_new_tokens, stops, temperature, top_p, cancelled, rules,
+                    score=branching, first_choices=candidates + 1 if branching else 0, progress=progress,
+                    speculative_tokens=speculative,
                 )
                 alternatives = []
                 if branching:
-                    alternatives = self._branches(prompt, generation, candidates - 1, max_new_tokens, stops, cancelled, rules)
-            except BaseException:
-                # A generation that failed part-way (out of GPU memory, say) leaves the cache out
-                # of step with its token ids: drop both, and hand freed GPU memory back.
-                self.session.reset()
+                    alternatives = self._branches(
+                        kv, prompt, generation, candidates - 1, max_new_tokens, stops, cancelled, rules, speculative,
+                    )
+            except BaseException as error:
+                # A generation that failed part-way leaves the cache out of step with its token
+                # ids: drop both. Out of memory, every document's cache goes, and the freed GPU
+                # memory is handed back.
+                if isinstance(error, torch.OutOfMemoryError):
+                    self.sessions.reset()
+                else:
+                    self.sessions.forget(session)
                 if self.loaded.device.type == "cuda":
                     torch.cuda.empty_cache()
                 raise
-            if not self.static_cache and len(self.session.tokens) > self.max_cached_tokens:
-                self.session.reset()  # bounded memory: the next prompt is prefilled from scratch
+            self.sessions.settle(session)  # bounded memory: least recently used documents go first
         completion = self._completion(generation, rules, render_s)
         alternatives.sort(key=lambda alternative: -alternative.mean_log_probability)
         return replace(completion, alternatives=tuple(self._completion(g, rules, 0.0) for g in alternatives))
 
     def _generate(
-        self, prompt, max_new_tokens, stops, temperature, top_p, cancelled, rules, score=False, first_choices=0, made=(),
+        self, kv, prompt, max_new_tokens, stops, temperature, top_p, cancelled, rules, score=False, first_choices=0, made=(),
+        progress=None, speculative_tokens=0,
     ):
         """`made`: tokens of the completion already decided before `prompt`'s end (a branch's first)."""
         finished = self._finished_by(rules)
+        if progress is not None:
+            judge = finished
+            finished = lambda token_ids: (progress(token_ids), judge(token_ids))[1]  # noqa: E731
         return generate(
             self.loaded.model,
-            self.session,
+            kv,
             prompt,
             max_new_tokens=max_new_tokens,
             stop_ids=stops,
             device=self.loaded.device,
             temperature=temperature,
             top_p=top_p,
-            speculative_tokens=self.speculative_tokens,
+            speculative_tokens=speculative_tokens,
             decode_forward=self.decode_forward,
             cancelled=cancelled,
             finished=(lambda token_ids: finished([*made, *token_ids])) if made else finished,
@@ -165,7 +220,7 @@ class Engine:
             first_choices=first_choices,
         )
 
-    def _branches(self, prompt, greedy: Generation, count, max_new_tokens, stops, cancelled, rules) -> list[Generation]:
+    def _branches(self, kv, prompt, greedy: Generation, count, max_new_tokens, stops, cancelled, rules, speculative_tokens) -> list[Generation]:
         """Greedy continuations of the best first tokens other than the greedy one's: each prompt
         is the prompt plus that token, so the KV session reuses the whole prompt."""
         branches = []
@@ -181,7 +236,8 @@ class Engine:
                 rest = Generation([], "rule", len(prompt) + 1, len(prompt), 0.0, 0.0)
             else:
                 rest = self._generate(
-                    prompt + [token_id], max_new_tokens - 1, stops, 0.0, 1.0, cancelled, rules, score=True, made=(token_id,)
+                    kv, prompt + [token_id], max_new_tokens - 1, stops, 0.0, 1.0, cancelled, rules, score=True,
+                    made=(token_id,), speculative_tokens=speculative_tokens,
                 )
             branches.append(replace(
                 rest, token_ids=[token_id] + rest.token_ids, log_probability=first_log_probability + rest.log_probability,
@@ -212,6 +268,45 @@ class Engine:
                 raise
             log.warning("compiled decode step unavailable (%s: %s); decoding eagerly", type(error).__name__, error)
             self.decode_forward = None
-            self.session.reset()
+            self.sessions.reset()
             self.complete(parts, max_new_tokens=4, stop_ids=frozenset())
-        self.session.reset()
+        self.sessions.reset()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What loading a model takes. Windows asking for equal specs share one loaded model."""
+
+    model: str
+    device: str = "auto"
+    gptq_backend: str = "auto"
+    dtype: str = "auto"
+    offline: bool = False
+    trust_remote_code: bool = False
+    cuda_graphs: bool = True
+
+    @property
+    def id(self) -> str:
+        """The model's name, and the load options that differ from the defaults."""
+        defaults = ModelSpec(self.model)
+        differing = [f"{name}={getattr(self, name)}" for name in self.__dataclass_fields__ if getattr(self, name) != getattr(defaults, name)]
+        return f"{self.model} ({', '.join(differing)})" if differing else self.model
+
+
+def open_engine(
+    spec: ModelSpec, *, max_cached_tokens: int = 8192, layout: str = "line-in-middle", speculative_tokens: int = 0,
+) -> Engine:
+    """The model loaded and warmed up; on CUDA with `cuda_graphs`, the static-cache, graphed decode."""
+    from fimls.engine.loading import load_model
+
+    loaded = load_model(
+        spec.model, device=spec.device, gptq_backend=spec.gptq_backend, dtype=spec.dtype, offline=spec.offline,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    cuda_fast_path = spec.cuda_graphs and loaded.device.type == "cuda"
+    engine = Engine(
+        loaded, max_cached_tokens=max_cached_tokens, layout=layout, speculative_tokens=speculative_tokens,
+        static_cache=cuda_fast_path, compile_decode=cuda_fast_path,
+    )
+    engine.warm_up()
+    return engine

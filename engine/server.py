@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -54,7 +55,11 @@ class ServerOptions:
 class ServerBackend:
     """The engine interface (`window`, `count_tokens`, `encode`, `render`, `complete`) over HTTP."""
 
-    def __init__(self, tokenizer: CodeTokenizer, options: ServerOptions, *, name: str, window: int, layout: str = "line-in-middle"):
+    def __init__(
+        self, tokenizer: CodeTokenizer, options: ServerOptions, *, name: str, window: int, layout: str = "line-in-middle",
+        transport=None,
+    ):
+        """`transport`: an httpx transport other than TCP (the local daemon's Unix socket)."""
         import httpx
 
         self.tokenizer = tokenizer
@@ -74,11 +79,14 @@ class ServerBackend:
         # trust_env: the standard proxy variables (HTTPS_PROXY, NO_PROXY) and a custom CA bundle
         # (SSL_CERT_FILE, SSL_CERT_DIR), as corporate networks need.
         self.client = httpx.Client(
-            base_url=self.base_url, headers=headers, trust_env=True,
+            base_url=self.base_url, headers=headers, trust_env=transport is None, transport=transport,
             timeout=httpx.Timeout(options.timeout_s, connect=options.connect_s, read=options.stall_s),
         )
         self.model = options.model
         self.accepts_token_ids: bool | None = None
+        # A server knows nothing of fimls' stop rules: they run on the stream, and closing it stops
+        # the generation.
+        self.hangs_up_on_rules = True
         self.stop_strings = self._stop_strings()
         self._lock = threading.Lock()
 
@@ -121,8 +129,10 @@ class ServerBackend:
         stop_ids: frozenset[int] | None = None,
         rules: StopRules | None = None,
         candidates: int = 1,
+        session: str = "",
     ) -> Completion:
-        """One completion, streamed; `candidates` is the in-process engine's (a server answers one)."""
+        """One completion, streamed. `candidates` and `session` are for backends that keep
+        alternatives and per-document caches (a server answers one, and caches prefixes itself)."""
         rendering = time.perf_counter()
         prompt = self.render(parts)
         render_s = time.perf_counter() - rendering
@@ -131,14 +141,34 @@ class ServerBackend:
                 f"prompt of {len(prompt)} tokens plus {max_new_tokens} new tokens exceeds the window of "
                 f"{self.window}; lower the prefix/suffix budgets"
             )
+        extensions = self._extensions(session, rules, candidates, temperature)
         with self._lock:
-            text, stop_reason, timings = self._stream(prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules)
-        cut = rules.cut(text) if rules is not None else None
-        text = text if cut is None else text[:cut]
+            streamed = self._stream(prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules, extensions)
+        return self._completion(streamed, rules, len(prompt), render_s)
+
+    def _extensions(self, session: str, rules: StopRules | None, candidates: int, temperature: float) -> dict:
+        """Request fields beyond OpenAI's; a team's server gets none."""
+        return {}
+
+    def _completion(self, streamed: "Streamed", rules: StopRules | None, prompt_tokens: int, render_s: float) -> Completion:
+        def cut(text: str) -> str:
+            at = rules.cut(text) if rules is not None else None
+            return text if at is None else text[:at]
+
+        timings = streamed.timings
+        text = cut(streamed.text)
         generation = Generation(
-            self.encode(text), stop_reason, len(prompt), timings.get("cached", 0), timings["first_s"], timings["total_s"],
+            self.encode(text), streamed.stop_reason, prompt_tokens, timings.get("cached", 0), timings["first_s"],
+            timings["total_s"],
         )
-        return Completion(text, generation, render_s)
+        alternatives = tuple(
+            Completion(cut(alternative), Generation(self.encode(cut(alternative)), "eos", prompt_tokens, prompt_tokens, 0.0, 0.0))
+            for alternative in streamed.alternatives
+        )
+        # The time between the request and its answer beyond the other side's own model time, where
+        # it says that (the daemon does): what the hop costs.
+        transport_s = timings["total_s"] - timings["model_s"] if "model_s" in timings else None
+        return Completion(text, generation, render_s, alternatives, transport_s)
 
     # -- the protocol ---------------------------------------------------------------------------
 
@@ -252,21 +282,30 @@ class ServerBackend:
         body = "".join(neutral(s.text) for s in parts.snippets) + neutral(parts.header) + neutral(head)
         return f"{begin}{body}{hole}{neutral(parts.suffix)}{end}{neutral(typed)}"
 
-    def _stream(self, prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules) -> tuple[str, str, dict]:
+    @contextmanager
+    def _post_stream(self, payload: dict):
+        """The response to a completion request, its body not yet read; `hang_up()` on it closes
+        the connection from another thread. Failures are httpx's exceptions."""
+        with self.client.stream("POST", "/v1/completions", json=payload) as response:
+            response.hang_up = lambda: _hang_up(response)
+            yield response
+
+    def _stream(self, prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules, extensions) -> "Streamed":
         import httpx
 
         started = time.perf_counter()
         deadline = started + self.options.timeout_s
-        payload = self._payload(prompt, parts, max_new_tokens, temperature, top_p)
+        payload = self._payload(prompt, parts, max_new_tokens, temperature, top_p) | extensions
         try:
-            response_context = self.client.stream("POST", "/v1/completions", json=payload)
+            response_context = self._post_stream(payload)
             response = response_context.__enter__()
         except httpx.HTTPError as error:
             raise ServerError(self._failure(error)) from None
         on_cancel = getattr(cancelled, "on_cancel", None)
         if on_cancel is not None:
-            on_cancel(lambda: _hang_up(response))  # a superseded request closes its stream at once
+            on_cancel(response.hang_up)  # a superseded request closes its stream at once
         text, stop_reason, timings, first_s = "", None, {}, None
+        alternatives: dict[int, str] = {}  # choices after the first (a backend asked for `n` > 1)
         ended = False  # the server said the completion is over ([DONE] or a finish_reason)
         try:
             if response.status_code in (400, 422) and self.accepts_token_ids is None and isinstance(payload["prompt"], list):
@@ -274,9 +313,14 @@ class ServerBackend:
                 response_context.__exit__(None, None, None)
                 log.info("%s takes no token-id prompts (%s): sending text", self.base_url, _error_detail(body))
                 self.accepts_token_ids = False
-                return self._stream(prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules)
+                return self._stream(prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules, extensions)
             self._check_status(response)
-            for line in response.iter_lines():
+            lines = response.iter_lines()
+            if response.headers.get("content-type", "").startswith("application/json"):
+                # A whole answer (a server that does not stream, or a client that did not ask):
+                # one event, then the end. Newlines in JSON outside strings are only white space.
+                lines = iter(["data: " + response.read().decode("utf-8", "replace").replace("\n", " "), "data: [DONE]"])
+            for line in lines:
                 if cancelled():
                     stop_reason = "cancelled"
                     break
@@ -289,21 +333,31 @@ class ServerBackend:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     ended = True
+                    for _ in lines:  # the response's end, read: the connection goes back to the pool
+                        pass
                     break
                 try:
                     event = json.loads(data)
-                    choice = event["choices"][0] if event.get("choices") else {}
-                except (ValueError, KeyError, TypeError, IndexError):
+                    choices = [(int(choice.get("index") or 0), choice) for choice in event.get("choices") or []]
+                except (ValueError, KeyError, TypeError, IndexError, AttributeError):
                     raise ServerError(f"{self._where()} sent a malformed stream event.") from None
-                piece = choice.get("text") or ""
-                if piece and first_s is None:
-                    first_s = time.perf_counter() - started
-                text += piece
+                if isinstance(event.get("error"), (dict, str)):  # vLLM and others report late failures in the stream
+                    raise ServerError(f"{self._where()} failed the completion: {_error_detail(json.dumps(event))}.")
                 timings.update(_cache_figures(event))
-                if choice.get("finish_reason"):
-                    stop_reason = "eos" if choice["finish_reason"] == "stop" else "length"
-                    ended = True
-                if rules is not None and rules.cut(text) is not None:
+                for index, choice in choices:
+                    if index > 0:
+                        alternatives[index] = alternatives.get(index, "") + (choice.get("text") or "")
+                        continue
+                    piece = choice.get("text") or ""
+                    if piece and first_s is None:
+                        first_s = time.perf_counter() - started
+                    text += piece
+                    if isinstance(choice.get("fimls_text"), str):  # the whole text, as the engine made it
+                        text = choice["fimls_text"]
+                    if choice.get("finish_reason"):
+                        stop_reason = _STOP_REASONS.get(choice["finish_reason"], "length")
+                        ended = True
+                if self.hangs_up_on_rules and rules is not None and rules.cut(text) is not None:
                     stop_reason = "rule"  # closing the stream makes the server stop generating
                     break
             if stop_reason is None and cancelled():
@@ -322,7 +376,19 @@ class ServerBackend:
             response_context.__exit__(None, None, None)
         total = time.perf_counter() - started
         timings.update(first_s=first_s if first_s is not None else total, total_s=total)
-        return text, stop_reason or "length", timings
+        return Streamed(text, stop_reason or "length", timings, [alternatives[i] for i in sorted(alternatives)])
+
+
+@dataclass
+class Streamed:
+    text: str
+    stop_reason: str
+    timings: dict  # cached (prompt tokens served from cache), first_s, total_s, and what else the server said
+    alternatives: list[str]
+
+
+# OpenAI's finish reasons, and fimls' own where a daemon of ours says more.
+_STOP_REASONS = {"stop": "eos", "length": "length", "eos": "eos", "rule": "rule", "cancelled": "cancelled"}
 
 
 def _hang_up(response) -> None:
@@ -362,6 +428,10 @@ def _cache_figures(event: dict) -> dict:
             figures["cached"] = int(timings["cache_n"])
         if "prompt_n" in timings:
             figures["prompt_n"] = int(timings["prompt_n"])
+        if "fimls_model_s" in timings:
+            figures["model_s"] = float(timings["fimls_model_s"])
+        if "fimls_daemon_s" in timings:
+            figures["daemon_s"] = float(timings["fimls_daemon_s"])
     usage = event.get("usage")
     if isinstance(usage, dict):
         details = usage.get("prompt_tokens_details") or {}

@@ -1,5 +1,5 @@
-"""Command line: `fimls --stdio` (the language server), `fimls check`, `fimls complete`,
-`fimls make-test-model`."""
+"""Command line: `fimls --stdio` (the language server), `fimls serve` (the shared daemon),
+`fimls check`, `fimls complete`, `fimls make-test-model`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     lsp_bench.add_argument("--keystrokes", type=int, default=150)
     lsp_bench.add_argument("--size-keystrokes", type=int, default=40, help="keystrokes typed per file size")
     lsp_bench.add_argument("--sizes", default="3,30000,300000,3000000", help="file sizes in bytes (3 = a three-line file)")
+    lsp_bench.add_argument("--window-keystrokes", type=int, default=40, help="keystrokes per window of the two-window replay (0: skip it)")
     lsp_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
     peer_bench = benches.add_parser("peer", help="fimls beside llama.cpp's llama-server: same weights, same replay; and k typists")
@@ -94,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     eval_run.add_argument("--budget", default="512,1024,2048")
     eval_run.add_argument("--ranker", default="none,jaccard,bm25,imports,fused")
     eval_run.add_argument("--json", action="store_true", help="print only the JSON object")
+
+    serve = commands.add_parser("serve", help="the shared daemon that owns the model for every editor window (started on first use)")
+    serve.add_argument("--socket", default=None, help="Unix socket path (default: daemon.sock in $XDG_RUNTIME_DIR/fimls)")
+    serve.add_argument("--max-resident-models", type=int, default=1, help="most models held at once (default 1)")
+    serve.add_argument("--idle-exit-s", type=float, default=600.0, help="exit after this long with no client (0: never)")
+    serve.add_argument("--kv-sessions", choices=["document", "shared"], default="document",
+                       help="a KV cache per document (default), or one for all (to measure the difference)")
 
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
@@ -136,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         from fimls.bench.eval_context import main as eval_context
 
         return eval_context(args)
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "make-test-model":
         from fimls.stdio import print_out
         from fimls.testmodel import ensure_test_model
@@ -146,15 +156,32 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fimls.engine.daemon import DaemonOptions, serve
+    from fimls.engine.rundir import RunDirUnsafe, socket_path
+
+    try:
+        path = Path(args.socket) if args.socket else socket_path()
+    except RunDirUnsafe as error:
+        return _user_error(error)
+    if args.max_resident_models < 1:
+        return _user_error(ValueError("--max-resident-models must be at least 1"))
+    return serve(DaemonOptions(path, args.max_resident_models, args.idle_exit_s, args.kv_sessions))
+
+
 def _user_error(error: Exception) -> int:
     print(f"fimls: {error}", file=sys.stderr)
     return 2
 
 
 def _settings(args: argparse.Namespace, **extra):
+    """The commands run the model in their own process: they report on it, and answer as the
+    in-process engine does."""
     from fimls.settings import Settings
 
-    return Settings(model=args.model or default_model(), device=args.device, **extra)
+    return Settings(model=args.model or default_model(), device=args.device, backend="inprocess", **extra)
 
 
 def _check(args: argparse.Namespace) -> int:

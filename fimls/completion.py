@@ -84,8 +84,10 @@ def complete_text(
     cancelled: Callable[[], bool] = lambda: False,
     context: ContextBuilder | None = None,
     candidates: int = 1,
+    session: str = "",
 ) -> PromptedCompletion:
-    """`candidates` > 1 adds alternatives made from the same prefill (`completion.alternatives`)."""
+    """`candidates` > 1 adds alternatives made from the same prefill (`completion.alternatives`);
+    `session` names the document, whose KV cache the engine keeps apart from other documents'."""
     prompt = build_prompt(engine, settings, text, offset, file_path, root, context)
     completion = engine.complete(
         prompt.parts,
@@ -95,6 +97,7 @@ def complete_text(
         cancelled=cancelled,
         rules=prompt.rules,
         candidates=candidates,
+        session=session,
     )
     return PromptedCompletion(completion, prompt.span, prompt.built_s + completion.render_s)
 
@@ -121,34 +124,33 @@ def fit_budgets(settings: Settings, window: int) -> tuple[int, int, int]:
     return max(1, prefix), suffix, context
 
 
+def model_spec(settings: Settings):
+    from fimls.engine.engine import ModelSpec
+
+    return ModelSpec(
+        settings.model, device=settings.device, gptq_backend=settings.gptq_backend, dtype=settings.dtype,
+        offline=settings.offline, trust_remote_code=settings.trust_remote_code, cuda_graphs=settings.cuda_graphs,
+    )
+
+
 def load_engine(settings: Settings):
-    """The backend the settings name: the in-process engine (`local`), warmed up, or a team's
-    inference server (`server`), with the model's tokenizer loaded without its weights. A server
-    that does not answer yet is no load error: the backend says so in `problem`, and the first
-    completion it serves clears it."""
+    """The backend the settings name: this machine's shared daemon (`local`), the model in this
+    process (`inprocess`), warmed up, or a team's inference server (`server`); for the daemon and a
+    server, the model's tokenizer is loaded here without its weights. A daemon or server that does
+    not answer yet is no load error: the backend says so in `problem`, and the first completion it
+    serves clears it."""
     if settings.backend == "server":
         return load_server_backend(settings)
-    from fimls.engine.loading import load_model
+    if settings.backend == "local":
+        from fimls.engine.daemon_client import open_daemon_backend
 
-    loaded = load_model(
-        settings.model,
-        device=settings.device,
-        gptq_backend=settings.gptq_backend,
-        dtype=settings.dtype,
-        offline=settings.offline,
-        trust_remote_code=settings.trust_remote_code,
-    )
-    cuda_fast_path = settings.cuda_graphs and loaded.device.type == "cuda"
-    engine = Engine(
-        loaded,
-        max_cached_tokens=settings.max_cached_tokens,
-        layout=settings.prompt_layout,
+        return open_daemon_backend(settings, model_spec(settings))
+    from fimls.engine.engine import open_engine
+
+    return open_engine(
+        model_spec(settings), max_cached_tokens=settings.max_cached_tokens, layout=settings.prompt_layout,
         speculative_tokens=settings.speculative_tokens,
-        static_cache=cuda_fast_path,
-        compile_decode=cuda_fast_path,
     )
-    engine.warm_up()
-    return engine
 
 
 def load_server_backend(settings: Settings):

@@ -123,11 +123,23 @@ class Settings(BaseModel):
     offline: bool = Field(
         False, description="Never contact the model hub; load only models already on disk."
     )
-    backend: Literal["local", "server"] = Field(
+    backend: Literal["local", "inprocess", "server"] = Field(
         "local",
-        description="Where completions are made: `local` (the model in this process, on this machine's "
-        "GPU or CPU) or `server` (a team's inference server at `serverUrl`: vLLM, SGLang, llama-server, "
-        "TGI, Ollama; `model` then only names the tokenizer, which is loaded without weights).",
+        description="Where completions are made: `local` (this machine's shared fimls daemon, started on "
+        "first use: one model on the GPU however many editor windows are open), `inprocess` (the model "
+        "inside this editor window's own process) or `server` (a team's inference server at `serverUrl`: "
+        "vLLM, SGLang, llama-server, TGI, Ollama). With `local` and `server`, `model` also names the "
+        "tokenizer, which this process loads without the weights.",
+    )
+    max_resident_models: int = Field(
+        1, ge=1, le=8,
+        description="Most models the shared daemon holds at once (read when this window starts the daemon); "
+        "a window asking for another model gets a status message instead of the GPU running out.",
+    )
+    daemon_idle_exit_s: float = Field(
+        600.0, ge=0, le=86400,
+        description="Seconds the shared daemon stays up with no editor window attached (0: until stopped); "
+        "read when this window starts the daemon.",
     )
     server_url: str = Field(
         "", description="The inference server's OpenAI-compatible base URL, e.g. `http://gpu-box:8000` "

@@ -286,6 +286,10 @@ async def load_model(ls: FimlsServer) -> None:
     else:
         ls.service.engine = engine
         ls.service.failing = False
+        watch = getattr(engine, "watch", None)
+        if watch is not None:  # the shared daemon: its loss and its return show in the status
+            loop = asyncio.get_running_loop()
+            watch(lambda state, message: loop.call_soon_threadsafe(on_backend_state, ls, engine, state, message))
         ls.service.cache.forget_all()
         state, done = "ready", engine.describe()
         problem = getattr(engine, "problem", None)
@@ -298,6 +302,16 @@ async def load_model(ls: FimlsServer) -> None:
     if token is not None:
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=done if state == "ready" else f"failed: {done}"))
     ls.publish_status(state, done)
+
+
+def on_backend_state(ls: FimlsServer, engine, state: str, message: str) -> None:
+    """The daemon behind `engine` was lost (`error`) or holds the model again (`ready`)."""
+    if ls.service.engine is not engine:
+        return  # a backend since replaced
+    was_failing, ls.service.failing = ls.service.failing, state == "error"
+    ls.publish_status(state, message)
+    if state == "error" and not was_failing:  # a failed completion may have said so already
+        ls.show(types.MessageType.Error, f"fimls: {message}")
 
 
 def _replace(previous, settings: Settings):

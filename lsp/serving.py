@@ -119,7 +119,7 @@ class CompletionService:
             self.stats.model_calls += 1  # counted in the worker: queued requests that were superseded never get here
             completion = complete_text(
                 engine, settings, request.text, request.offset, request.path, self.root, cancelled, self.context,
-                candidates=settings.candidates if request.invoked else 1,
+                candidates=settings.candidates if request.invoked else 1, session=request.uri,
             )
             if cancelled():
                 self.stats.stopped_early += 1  # superseded mid-generation: stopped at the next decode step
@@ -145,6 +145,11 @@ class CompletionService:
         self.stats.engine_ms.append(waits["model_ms"])
         self.stats.context_ms.append(waits["context_ms"])
         self.stats.queue_ms.append(waits["queue_ms"])
+        generation = completion.completion.generation
+        if generation.prompt_tokens:
+            self.stats.reuse.append(generation.reused_tokens / generation.prompt_tokens)
+        if completion.completion.transport_s is not None:
+            self.stats.hop_ms.append(completion.completion.transport_s * 1000)
         before, after = around_cursor(request.text, request.offset)
         texts = distinct(postprocess(c.text, before, after) for c in (completion.completion, *completion.completion.alternatives))
         if texts:

@@ -38,6 +38,10 @@ class Stats:
     context_ms: deque = field(default_factory=lambda: deque(maxlen=2000))  # building the prompt
     queue_ms: deque = field(default_factory=lambda: deque(maxlen=2000))  # waiting for the model worker
     overhead_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+    # The share of each prompt whose KV cache was reused (the engine's or the daemon's figure).
+    reuse: deque = field(default_factory=lambda: deque(maxlen=2000))
+    # The daemon's answers: the time beyond the daemon's own model time (socket, HTTP, JSON).
+    hop_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
 
     def report(self) -> dict:
         return {
@@ -63,4 +67,7 @@ class Stats:
             "queue_p95_ms": _percentile(self.queue_ms, 95),
             "server_overhead_p50_ms": _percentile(self.overhead_ms, 50),
             "server_overhead_p95_ms": _percentile(self.overhead_ms, 95),
+            "kv_reuse_mean": round(sum(self.reuse) / len(self.reuse), 4) if self.reuse else None,
+            "daemon_hop_p50_ms": _percentile(self.hop_ms, 50),
+            "daemon_hop_p95_ms": _percentile(self.hop_ms, 95),
         }

@@ -1,6 +1,8 @@
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -10,6 +12,33 @@ import fimls  # noqa: F401  (sets GPTQMODEL_CPU_WORKERS before any model library
 
 # Tests never touch the network: a hub lookup fails at once instead of downloading.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Every `fimls --stdio` the tests start shares one daemon (the default backend), in a runtime
+# directory of this run's own, never the user's; it is stopped when the run ends.
+RUN_DIR = Path(tempfile.mkdtemp(prefix="fimls-test-run-"))
+os.environ["XDG_RUNTIME_DIR"] = str(RUN_DIR)
+
+
+def stop_daemon(run_dir: Path = RUN_DIR, timeout: float = 10.0) -> None:
+    """Stop the daemon whose pid file is in `run_dir` (if one runs) and wait until it is gone."""
+    pid_file = run_dir / "fimls" / "daemon.pid"
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    stop_daemon()
 
 
 @pytest.fixture(scope="session")

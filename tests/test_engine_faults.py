@@ -1,35 +1,48 @@
 """Engine faults through the real stdio server: a missing, corrupt or unsupported model, a GPU out of
 memory and a failing kernel. The server says what is wrong (status and message), answers
-completions with nothing meanwhile, and recovers without a restart once the cause is gone."""
+completions with nothing meanwhile, and recovers without a restart once the cause is gone. Each
+with the model in the stdio process (`inprocess`) and in the shared daemon (`local`), the faulty
+accelerator then under the daemon."""
 
 import json
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from conftest import stop_daemon, wait_for
 from fimls.bench.wire import WireClient
 
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return "
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def server(tmp_path, test_model_dir):
+@pytest.fixture(params=["inprocess", "local"])
+def server(tmp_path, test_model_dir, request):
+    backend = request.param
     workspace = tmp_path / "ws"
     workspace.mkdir()
     fault = tmp_path / "fault"
-    client = WireClient(
-        env={"FIMLS_TEST_FAULT": str(fault)}, cwd=str(workspace),
-        command=[sys.executable, str(HERE / "faulty_gpu_server.py")],
-    )
+    run_dir = Path(tempfile.mkdtemp(prefix="fimls-faults-"))  # a daemon of its own, faulty
+    env = {"FIMLS_TEST_FAULT": str(fault), "XDG_RUNTIME_DIR": str(run_dir)}
+    faulty = [sys.executable, str(HERE / "faulty_gpu_server.py")]
+    if backend == "local":
+        (run_dir / "fimls").mkdir(mode=0o700)
+        socket = run_dir / "fimls" / "daemon.sock"
+        subprocess.Popen([*faulty, "serve", "--socket", str(socket)], env={**os.environ, **env}, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(socket.exists, timeout=60)
+    client = WireClient(env=env, cwd=str(workspace), command=faulty)
     client.fault = fault
     client.uri = (workspace / "main.py").as_uri()
     client.call("initialize", {
         "processId": None, "rootUri": workspace.as_uri(), "capabilities": {"window": {"showMessage": {}}},
         "initializationOptions": {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 8,
-                                  "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0},
+                                  "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0, "backend": backend},
     })
     client.notify("initialized", {})
     assert _next_status(client, 0)["state"] == "ready"
@@ -37,6 +50,7 @@ def server(tmp_path, test_model_dir):
     yield client
     client.process.kill()
     client.process.wait()
+    stop_daemon(run_dir)
 
 
 def _statuses(client, after: int = 0):

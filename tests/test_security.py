@@ -5,10 +5,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from conftest import stop_daemon, wait_for
 from fimls.bench.wire import WireClient
 from fimls.settings import Settings
 
@@ -29,10 +31,10 @@ def _audit_lines(tmp_path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def _server(tmp_path, options: dict, *args: str) -> WireClient:
+def _server(tmp_path, options: dict, *args: str, env: dict | None = None) -> WireClient:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
-    client = WireClient(*args, base_env=_env(tmp_path), cwd=str(workspace), command=[sys.executable, str(HERE / "audited_fimls.py")])
+    client = WireClient(*args, base_env=env or _env(tmp_path), cwd=str(workspace), command=[sys.executable, str(HERE / "audited_fimls.py")])
     client.call("initialize", {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {},
                                "initializationOptions": {"device": "cpu", "maxNewTokens": 8, **options}})
     client.notify("initialized", {})
@@ -41,9 +43,21 @@ def _server(tmp_path, options: dict, *args: str) -> WireClient:
 
 
 @pytest.mark.timeout(300)
-def test_a_session_on_a_local_model_makes_no_network_call_and_logs_no_source(tmp_path, test_model_dir):
+@pytest.mark.parametrize("backend", ["inprocess", "local"])
+def test_a_session_on_a_local_model_makes_no_network_call_and_logs_no_source(tmp_path, test_model_dir, backend):
+    """With `local`, the daemon that loads the model is audited too (started first, so the window
+    finds it)."""
     log_file = tmp_path / "fimls.log"
-    client = _server(tmp_path, {"model": str(test_model_dir)}, "--log-file", str(log_file))
+    run_dir = Path(tempfile.mkdtemp(prefix="fimls-s-"))
+    env = {**_env(tmp_path), "XDG_RUNTIME_DIR": str(run_dir)}
+    if backend == "local":
+        (run_dir / "fimls").mkdir(mode=0o700)
+        socket = run_dir / "fimls" / "daemon.sock"
+        with open(run_dir / "fimls" / "daemon.log", "ab") as daemon_log:
+            subprocess.Popen([sys.executable, str(HERE / "audited_fimls.py"), "serve", "--socket", str(socket)], env=env,
+                             stdout=daemon_log, stderr=daemon_log, start_new_session=True)
+        assert wait_for(socket.exists, timeout=60)
+    client = _server(tmp_path, {"model": str(test_model_dir), "backend": backend}, "--log-file", str(log_file), env=env)
     try:
         status = client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"))
         assert status["state"] == "ready", status
@@ -54,10 +68,14 @@ def test_a_session_on_a_local_model_makes_no_network_call_and_logs_no_source(tmp
         assert "result" in answer
     finally:
         assert client.close() == 0
+    stop_daemon(run_dir)
     assert _audit_lines(tmp_path) == []
     log = log_file.read_text()
     assert "ready" in log  # the log was written...
     assert MARKER not in log  # ...without the document's text
+    if backend == "local":
+        assert "fimls daemon" in log  # the model was the daemon's
+        assert MARKER not in (run_dir / "fimls" / "daemon.log").read_text()
 
 
 @pytest.mark.timeout(300)

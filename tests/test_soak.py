@@ -18,4 +18,6 @@ def test_short_soak_has_no_errors_flat_threads_and_bounded_memory(test_model_dir
     assert report["cancelled"] + report["superseded"] >= report["requests"] // 4  # a storm, not a stroll
     assert report["threads_end"] - report["threads_start"] <= 2
     assert report["rss_growth_mb"] <= 50
+    assert report["daemon_rss_start_mb"] is not None  # the default backend: the model is in the daemon
+    assert report["daemon_rss_growth_mb"] <= 50
     assert report["p95_ms"] is not None

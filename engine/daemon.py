@@ -1,0 +1,540 @@
+"""`fimls serve`: the one process per user that owns the models and the GPU. Every `fimls --stdio`
+(one per editor window) keeps its own workspace, context, debounce and cache, and sends this
+process its prompts as token ids over a Unix socket that only the user can open.
+
+The protocol is the one a team's inference server speaks (OpenAI's `POST /v1/completions`,
+streamed as server-sent events, `GET /v1/models`), so the stdio side is the same client, plus:
+
+- `POST /fimls/load` makes a model resident (at most `max_resident_models`; one a window no longer
+  uses goes first) and names the client using it;
+- `GET /fimls/attach` is held open by each client for as long as it lives: the daemon counts its
+  clients by it (it exits after `idle_exit_s` with none), and a client learns at once that the
+  daemon is gone when it ends;
+- request fields `fimls_session` (the document: each keeps its own KV cache, all within
+  `maxCachedTokens`), `fimls_rules` (fimls' stop rules, run here after every token, so the answer
+  is the in-process engine's, token for token) and `n` (candidates from one prefill);
+- `GET /health` and `GET /fimls/stats`.
+
+A newer request for the same document supersedes the older one, and a client that hangs up frees
+its request at once: its generation stops at the next decode step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from fimls import __version__
+from fimls.engine.rundir import answers
+from fimls.engine.worker import ModelWorker, Superseded
+
+log = logging.getLogger(__name__)
+
+MOST_NEW_TOKENS = 2048
+COUNTS = (
+    "requests", "completed", "superseded", "disconnected", "errors", "prompt_tokens", "reused_tokens", "generated_tokens",
+)
+MOST_CANDIDATES = 8
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    socket: Path
+    max_resident_models: int = 1
+    idle_exit_s: float = 600.0  # 0: never
+    # `document`: a KV session per client document; `shared`: one for everything (what a single
+    # in-process engine had before sessions by document; for measuring the difference).
+    kv_sessions: str = "document"
+
+
+@dataclass
+class Resident:
+    spec: Any  # ModelSpec
+    engine: Any  # Engine
+    users: set[str] = field(default_factory=set)  # clients whose windows use this model
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class Daemon:
+    def __init__(self, options: DaemonOptions):
+        self.options = options
+        self.worker = ModelWorker()
+        self.residents: dict[str, Resident] = {}
+        self.clients: Counter[str] = Counter()  # client id -> attach streams it holds open
+        self.counts: Counter[str] = Counter()
+        self.models_loaded = 0
+        self.in_flight = 0
+        self.generating = 0  # completions running or queued for the model
+        self.started = time.monotonic()
+        self.last_seen = time.monotonic()
+        self.stopping = asyncio.Event()
+        self._load_lock = asyncio.Lock()
+
+    # -- the application ------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._same_user_only], client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/fimls/load", self.load)
+        app.router.add_get("/fimls/attach", self.attach)
+        app.router.add_get("/fimls/stats", self.stats)
+        return app
+
+    @web.middleware
+    async def _same_user_only(self, request: web.Request, handler):
+        """The socket is 0600 in a 0700 directory; the kernel's word on who connected, as well."""
+        peer = request.transport.get_extra_info("socket") if request.transport is not None else None
+        uid = _peer_uid(peer)
+        if uid is not None and uid != os.getuid():
+            return _error(403, "the fimls daemon serves only the user who started it.")
+        self.last_seen = time.monotonic()
+        self.in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
+            self.last_seen = time.monotonic()
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "status": "ok", "pid": os.getpid(), "version": __version__, "models": sorted(self.residents),
+            "clients": len(self.clients),
+        })
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [
+            {"id": model_id, "object": "model", "owned_by": "fimls", "max_model_len": resident.engine.window}
+            for model_id, resident in self.residents.items()
+        ]})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "models_loaded": self.models_loaded,
+            "max_resident_models": self.options.max_resident_models,
+            "kv_sessions": self.options.kv_sessions,
+            "clients": len(self.clients),
+            "generating": self.generating,
+            "resident": [
+                {
+                    "id": model_id, "users": len(resident.users), "window": resident.engine.window,
+                    "device": str(resident.engine.loaded.device), "sessions": len(resident.engine.sessions),
+                    "cached_tokens": resident.engine.sessions.cached_tokens,
+                    "max_cached_tokens": resident.engine.max_cached_tokens,
+                    "sessions_dropped": resident.engine.sessions.dropped,
+                }
+                for model_id, resident in self.residents.items()
+            ],
+            **{name: self.counts[name] for name in COUNTS},
+        })
+
+    # -- clients and models ---------------------------------------------------------------------
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        client = request.query.get("client", "")
+        if not client:
+            return _error(400, "attach needs ?client=<id>.")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        self.clients[client] += 1
+        try:
+            await response.write(b'data: {"attached": true}\n\n')
+            await self.stopping.wait()
+        finally:
+            self.clients[client] -= 1
+            if self.clients[client] <= 0:
+                del self.clients[client]
+                for resident in self.residents.values():
+                    resident.users.discard(client)
+            self.last_seen = time.monotonic()
+        return response
+
+    async def load(self, request: web.Request) -> web.Response:
+        from fimls.engine.engine import ModelSpec
+
+        try:
+            body = await request.json()
+            client = str(body.pop("client"))
+            max_cached_tokens = int(body.pop("max_cached_tokens", 8192))
+            known = {f.name for f in fields(ModelSpec)}
+            spec = ModelSpec(**{key: value for key, value in body.items() if key in known})
+        except (ValueError, KeyError, TypeError) as error:
+            return _error(400, f"a load request needs client, model and load options ({error}).")
+        async with self._load_lock:
+            for resident in self.residents.values():
+                resident.users.discard(client)  # a window that switches models lets go of its last one
+            resident = self.residents.get(spec.id)
+            if resident is None:
+                for unused in [r for r in self.residents.values() if not r.users]:
+                    if len(self.residents) < self.options.max_resident_models:
+                        break
+                    await self._evict(unused)
+                if len(self.residents) >= self.options.max_resident_models:
+                    held = ", ".join(sorted(self.residents))
+                    return _error(409, (
+                        f"the fimls daemon already holds {held} for another window and maxResidentModels is "
+                        f"{self.options.max_resident_models}; use the same model in every window, raise "
+                        f"maxResidentModels if the GPU holds more, or set backend to inprocess in this one."
+                    ), "model_limit")
+                try:
+                    resident = Resident(spec, await self.worker.call(lambda: _open(spec, max_cached_tokens)))
+                except Exception as error:
+                    log.error("could not load %s: %s", spec.id, error, exc_info=not _is_user_error(error))
+                    message = str(error) if _is_user_error(error) else f"could not load {spec.model}: {error}"
+                    return _error(422, message, "model_unavailable")
+                self.residents[spec.id] = resident
+                self.models_loaded += 1
+            resident.users.add(client)
+            engine = resident.engine
+            engine.max_cached_tokens = max(engine.max_cached_tokens, max_cached_tokens)
+        return web.json_response({
+            "id": spec.id, "window": engine.window, "description": f"{engine.describe()} (fimls daemon {os.getpid()})",
+        })
+
+    async def _evict(self, resident: Resident) -> None:
+        del self.residents[resident.spec.id]
+        log.info("unloading %s: no window uses it and another model needs the room", resident.spec.id)
+
+        def release():
+            engine = resident.engine
+            resident.engine = None
+            engine.sessions.reset()
+            device = engine.loaded.device
+            del engine
+            gc.collect()
+            if device.type == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+
+        await self.worker.call(release)
+
+    # -- completions ----------------------------------------------------------------------------
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        received = time.perf_counter()
+        self.counts["requests"] += 1
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "the request body is not JSON.")
+        resident = self.residents.get(str(body.get("model", ""))) if isinstance(body, dict) else None
+        if resident is None:
+            self.counts["errors"] += 1
+            return _error(404, f"the model '{body.get('model') if isinstance(body, dict) else ''}' is not loaded in the fimls daemon; POST /fimls/load first.")
+        engine = resident.engine
+        try:
+            call = _parse_completion(body, engine.loaded.model.config.vocab_size)
+        except BadRequest as error:
+            self.counts["errors"] += 1
+            return _error(400, str(error))
+        document = call.pop("session")
+        session = document if self.options.kv_sessions == "document" else ""
+        stream = call.pop("stream")
+        loop = asyncio.get_running_loop()
+        made: list[list[int]] = [[]]  # the completion's token ids so far (each report has them all)
+        changed = asyncio.Event()
+
+        def told(token_ids: list[int]) -> None:
+            made[0] = token_ids
+            changed.set()
+
+        def progress(token_ids: list[int]) -> None:  # in the model's thread
+            loop.call_soon_threadsafe(told, list(token_ids))
+
+        def run(cancelled):
+            return engine.complete_ids(cancelled=cancelled, session=session, progress=progress if stream else None, **call)
+
+        task = asyncio.ensure_future(self.worker.generate(document, run))
+        self.generating += 1
+        task.add_done_callback(lambda _: setattr(self, "generating", self.generating - 1))
+        try:
+            # Until the first token, a failure can still be an HTTP status.
+            waiting = asyncio.ensure_future(changed.wait())
+            await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            if task.done() and task.exception() is not None:
+                return self._failure(task.exception())
+            if not stream:
+                completion = await task
+                self._count(completion)
+                return web.json_response(_whole_answer(resident.spec.id, completion, received))
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+            await response.prepare(request)
+            sent = ""
+            while not task.done():
+                if changed.is_set():
+                    changed.clear()
+                    sent = await _send_progress(response, engine, call["rules"], made[0], sent)
+                waiting = asyncio.ensure_future(changed.wait())
+                await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+            if task.exception() is not None:
+                failure = self._failure(task.exception())
+                await response.write(b"data: " + failure.body + b"\n\n")
+                return response
+            completion = task.result()
+            self._count(completion)
+            for event in _final_events(resident.spec.id, completion, sent, received):
+                await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            await response.write(b"data: [DONE]\n\n")
+            return response
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.counts["disconnected"] += 1  # the client hung up: its generation stops at the next step
+            raise
+        finally:
+            if not task.done():
+                task.cancel()
+
+    def _count(self, completion) -> None:
+        generation = completion.generation
+        self.counts["completed"] += 1
+        self.counts["prompt_tokens"] += generation.prompt_tokens
+        self.counts["reused_tokens"] += generation.reused_tokens
+        self.counts["generated_tokens"] += len(generation.token_ids)
+
+    def _failure(self, error: BaseException) -> web.Response:
+        if isinstance(error, Superseded):
+            self.counts["superseded"] += 1
+            return _error(409, "superseded by a newer request for the same document.", "superseded")
+        self.counts["errors"] += 1
+        if isinstance(error, ValueError):
+            return _error(400, str(error))
+        if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+            return _error(503, f"out of GPU memory in the fimls daemon; its KV caches were dropped ({str(error).splitlines()[0] if str(error) else 'OutOfMemoryError'}).")
+        log.error("completion failed", exc_info=error)
+        return _error(500, f"completion failed in the fimls daemon: {type(error).__name__}: {error}")
+
+    # -- lifetime -------------------------------------------------------------------------------
+
+    async def exit_when_idle(self) -> None:
+        if self.options.idle_exit_s <= 0:
+            return
+        while not self.stopping.is_set():
+            await asyncio.sleep(min(1.0, self.options.idle_exit_s / 4))
+            idle = time.monotonic() - self.last_seen
+            if not self.clients and not self.in_flight and idle >= self.options.idle_exit_s:
+                log.info("no client for %.0f s: exiting", idle)
+                self.stopping.set()
+
+
+def _open(spec, max_cached_tokens: int):
+    from fimls.engine.engine import open_engine
+
+    return open_engine(spec, max_cached_tokens=max_cached_tokens)
+
+
+def _is_user_error(error: Exception) -> bool:
+    from fimls.engine.fim import FimUnsupported
+    from fimls.engine.loading import ModelUnavailable
+
+    return isinstance(error, (ModelUnavailable, FimUnsupported))
+
+
+def _parse_completion(body: Any, vocab_size: int) -> dict:
+    """The engine call a request asks for; `BadRequest` says what is wrong with it."""
+    from fimls.engine.stops import StopRules
+
+    prompt = body.get("prompt")
+    if type(prompt) is not list or not prompt or not all(type(token) is int for token in prompt):
+        raise BadRequest("the fimls daemon takes prompts as a non-empty list of token ids.")
+    if min(prompt) < 0 or max(prompt) >= vocab_size:
+        raise BadRequest(f"a token id in the prompt is outside the model's vocabulary of {vocab_size}.")
+    try:
+        max_tokens = int(body.get("max_tokens", 16))
+        temperature = float(body.get("temperature", 0.0) or 0.0)
+        top_p = float(body.get("top_p", 1.0) if body.get("top_p") is not None else 1.0)
+        candidates = int(body.get("n", 1) or 1)
+        speculative = body.get("fimls_speculative_tokens")
+        speculative = None if speculative is None else int(speculative)
+        rules = body.get("fimls_rules")
+        rules = None if rules is None else StopRules(
+            single_line=bool(rules.get("single_line", False)),
+            cursor_block_indent=None if rules.get("cursor_block_indent") is None else int(rules["cursor_block_indent"]),
+            stop_strings=tuple(str(s) for s in rules.get("stop_strings", ())),
+        )
+    except (TypeError, ValueError, AttributeError) as error:
+        raise BadRequest(f"a request field has the wrong type ({error}).") from None
+    if not 1 <= max_tokens <= MOST_NEW_TOKENS:
+        raise BadRequest(f"max_tokens must be 1 to {MOST_NEW_TOKENS}.")
+    if not 1 <= candidates <= MOST_CANDIDATES:
+        raise BadRequest(f"n must be 1 to {MOST_CANDIDATES}.")
+    if not (0.0 <= temperature <= 2.0 and 0.0 < top_p <= 1.0):
+        raise BadRequest("temperature must be 0 to 2 and top_p above 0 up to 1.")
+    if speculative is not None and not 0 <= speculative <= 32:
+        raise BadRequest("fimls_speculative_tokens must be 0 to 32.")
+    return {
+        "prompt": prompt, "max_new_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
+        "candidates": candidates, "rules": rules, "speculative_tokens": speculative,
+        "session": str(body.get("fimls_session") or ""), "stream": bool(body.get("stream", False)),
+    }
+
+
+def _settled(engine, rules, token_ids: list[int]) -> str:
+    """The completion text so far that no later token can take back: cut where a stop rule fired,
+    without a character still being decoded, and without trailing white space (a rule may yet
+    cut at a newline in it)."""
+    text = engine.decode(token_ids)
+    cut = rules.cut(text) if rules is not None else None
+    text = text if cut is None else text[:cut]
+    return text.rstrip("\ufffd").rstrip()
+
+
+async def _send_progress(response: web.StreamResponse, engine, rules, token_ids: list[int], sent: str) -> str:
+    text = _settled(engine, rules, token_ids)
+    if len(text) <= len(sent) or not text.startswith(sent):
+        return sent
+    event = {"object": "text_completion", "choices": [{"index": 0, "text": text[len(sent):], "finish_reason": None}]}
+    await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+    return text
+
+
+def _finish_reason(stop_reason: str) -> str:
+    return {"eos": "stop", "rule": "stop", "length": "length"}.get(stop_reason, stop_reason)
+
+
+def _timings(completion, received: float) -> dict:
+    """llama-server's names for the cache figures, and fimls' own: the model's time, and the time
+    since the request was read (what the daemon adds beyond it is its share of the hop)."""
+    generation = completion.generation
+    return {
+        "cache_n": generation.reused_tokens, "prompt_n": generation.prompt_tokens - generation.reused_tokens,
+        "predicted_n": len(generation.token_ids), "fimls_model_s": completion.model_s,
+        "fimls_first_token_s": generation.first_token_s, "fimls_daemon_s": time.perf_counter() - received,
+    }
+
+
+def _final_events(model_id: str, completion, sent: str, received: float) -> list[dict]:
+    text = completion.text
+    rest = text[len(sent):] if text.startswith(sent) else ""
+    events = [{
+        "object": "text_completion", "model": model_id, "timings": _timings(completion, received),
+        "choices": [{
+            "index": 0, "text": rest, "finish_reason": _finish_reason(completion.generation.stop_reason),
+            "fimls_text": text,
+        }],
+    }]
+    for index, alternative in enumerate(completion.alternatives, start=1):
+        events.append({"object": "text_completion", "choices": [{
+            "index": index, "text": alternative.text, "finish_reason": _finish_reason(alternative.generation.stop_reason),
+        }]})
+    return events
+
+
+def _whole_answer(model_id: str, completion, received: float) -> dict:
+    choices = [{"index": 0, "text": completion.text, "finish_reason": _finish_reason(completion.generation.stop_reason)}]
+    choices += [
+        {"index": i, "text": a.text, "finish_reason": _finish_reason(a.generation.stop_reason)}
+        for i, a in enumerate(completion.alternatives, start=1)
+    ]
+    generation = completion.generation
+    return {
+        "object": "text_completion", "model": model_id, "choices": choices, "timings": _timings(completion, received),
+        "usage": {
+            "prompt_tokens": generation.prompt_tokens, "completion_tokens": len(generation.token_ids),
+            "prompt_tokens_details": {"cached_tokens": generation.reused_tokens},
+        },
+    }
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind}}, status=status)
+
+
+def _peer_uid(sock: socket.socket | None) -> int | None:
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    except OSError:
+        return None
+    return uid
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def bind(path: Path) -> socket.socket:
+    """The listening socket at `path`, mode 0600. A socket file no process answers on (a daemon
+    that crashed) is replaced; one that answers means a daemon runs already (`AlreadyRunning`).
+    The check and the bind happen under a lock, so two daemons started at once cannot both bind."""
+    from filelock import FileLock
+
+    with FileLock(str(path) + ".bind-lock", timeout=30):
+        if answers(path):
+            raise AlreadyRunning(f"a fimls daemon already answers on {path}")
+        try:
+            path.unlink()
+            log.info("replaced the stale socket %s", path)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        previous = os.umask(0o177)  # no moment at which another user could connect
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(previous)
+        os.chmod(path, 0o600)
+        listener.listen(128)
+    return listener
+
+
+async def _serve(options: DaemonOptions, listener: socket.socket) -> None:
+    daemon = Daemon(options)
+    runner = web.AppRunner(daemon.app(), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.SockSite(runner, listener)
+    await site.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, daemon.stopping.set)
+    log.info("fimls daemon %d serving on %s", os.getpid(), options.socket)
+    idle = asyncio.ensure_future(daemon.exit_when_idle())
+    try:
+        await daemon.stopping.wait()
+    finally:
+        idle.cancel()
+        await runner.cleanup()
+        daemon.worker.shutdown()
+
+
+def serve(options: DaemonOptions) -> int:
+    """Run the daemon until it is idle for `idle_exit_s` or told to stop; 0 when another daemon
+    already serves the socket (a second start is no error)."""
+    options.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        listener = bind(options.socket)
+    except AlreadyRunning as running:
+        log.info("%s", running)
+        return 0
+    identity = os.stat(options.socket).st_ino
+    options.socket.with_suffix(".pid").write_text(f"{os.getpid()}\n")
+    try:
+        asyncio.run(_serve(options, listener))
+    finally:
+        try:
+            if os.stat(options.socket).st_ino == identity:  # never remove a successor's socket
+                options.socket.unlink()
+        except FileNotFoundError:
+            pass
+    return 0

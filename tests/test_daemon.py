@@ -1,0 +1,320 @@
+"""The shared daemon (`backend: local`, the default) with real `fimls --stdio` processes: one model
+for every window, answers equal to the in-process engine's, and its faults: killed mid-request,
+a stale socket, idle exit, another user, windows starting at once, a client that hangs up."""
+
+import json
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import run_fimls, stop_daemon, wait_for
+from fimls.bench.wire import WireClient
+
+TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return self.\n"
+CURSOR = (9, len("    return self."))  # 0-based line and character; the test model completes it
+# Where the test model writes a long completion (440 tokens before a stop rule): a request to kill in flight.
+LONG_TEXT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(\n"
+LONG_CURSOR = (3, len("    return fibonacci("))
+
+
+@pytest.fixture
+def run_dir():
+    """A runtime directory of the test's own (short: a socket path has at most 108 bytes)."""
+    directory = Path(tempfile.mkdtemp(prefix="fimls-d-"))
+    yield directory
+    stop_daemon(directory)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text(TEXT)
+    (tmp_path / "app" / "fib.py").write_text(LONG_TEXT)
+    return tmp_path
+
+
+def _socket(run_dir: Path) -> Path:
+    return run_dir / "fimls" / "daemon.sock"
+
+
+def _daemon(run_dir: Path, path: str = "/fimls/stats") -> dict:
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(_socket(run_dir))), base_url="http://daemon", timeout=10) as client:
+        return client.get(path).json()
+
+
+def _window(run_dir: Path, workspace: Path, model: Path, **options) -> WireClient:
+    """A `fimls --stdio` as an editor window starts it; initialized, not yet waited for."""
+    client = WireClient(env={"XDG_RUNTIME_DIR": str(run_dir)}, cwd=str(workspace))
+    client.call("initialize", {
+        "processId": None, "rootUri": workspace.as_uri(), "capabilities": {"window": {"showMessage": {}}},
+        "initializationOptions": {"model": str(model), "device": "cpu", "maxNewTokens": 12, "debounceMinMs": 0,
+                                  "debounceMaxMs": 0, "cacheSize": 0, **options},
+    })
+    client.notify("initialized", {})
+    return client
+
+
+def _status(client: WireClient, after: int = 0, states=("ready", "error"), timeout: float = 300) -> dict:
+    return client.wait_for_notification("fimls/status", lambda p: p["state"] in states, timeout=timeout, after=after)
+
+
+def _open(client: WireClient, workspace: Path, name: str) -> str:
+    path = workspace / "app" / name
+    uri = path.as_uri()
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": path.read_text()}})
+    return uri
+
+
+def _inline(client: WireClient, uri: str, cursor: tuple[int, int]):
+    """An automatic request (typing): one completion, the greedy one."""
+    return client.request("textDocument/inlineCompletion", {
+        "textDocument": {"uri": uri}, "position": {"line": cursor[0], "character": cursor[1]}, "context": {"triggerKind": 2},
+    })
+
+
+def _complete(client: WireClient, uri: str, cursor=CURSOR) -> list[str]:
+    request = _inline(client, uri, cursor)
+    answer = client.wait_for([request], timeout=120)[request]
+    assert "result" in answer, answer
+    return [item["insertText"] for item in answer["result"]]
+
+
+def _expected(workspace: Path, model: Path, name: str = "main.py", cursor=CURSOR) -> str:
+    """The in-process engine's answer (`fimls complete`), as the line an editor shows."""
+    cli = run_fimls(
+        "complete", f"app/{name}:{cursor[0] + 1}:{cursor[1] + 1}", "--model", str(model), "--device", "cpu",
+        "--max-new-tokens", "12", cwd=workspace,
+    )
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    completion = cli.stdout.removesuffix("\n")
+    assert completion, "the test model completes this position; the comparison would prove nothing"
+    line = (workspace / "app" / name).read_text().splitlines()[cursor[0]]
+    return line[: cursor[1]] + completion + line[cursor[1]:]
+
+
+def _daemon_processes(run_dir: Path) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", f"fimls serve --socket {_socket(run_dir)}"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.mark.timeout(600)
+def test_two_windows_started_at_once_share_one_model_and_answer_as_the_in_process_engine(run_dir, workspace, test_model_dir):
+    windows = []
+    starting = [threading.Thread(target=lambda: windows.append(_window(run_dir, workspace, test_model_dir))) for _ in range(2)]
+    for thread in starting:
+        thread.start()
+    for thread in starting:
+        thread.join()
+    try:
+        for window in windows:
+            assert _status(window)["state"] == "ready", window.stderr()
+        answers = [_complete(window, _open(window, workspace, "main.py")) for window in windows]
+        expected = _expected(workspace, test_model_dir)
+        assert answers[0] == answers[1] == [expected]
+        stats = _daemon(run_dir)
+        assert stats["models_loaded"] == 1 and stats["clients"] == 2, stats
+        resident, = stats["resident"]
+        assert resident["sessions"] == 2  # a KV session per window's document
+        assert len(_daemon_processes(run_dir)) == 1  # the two starts raced; one daemon runs
+        assert (run_dir / "fimls" / "daemon.log").read_text().count("serving on") == 1
+        # Only generation went to the daemon: each window keeps its own statistics of requests.
+        for window in windows:
+            report = window.call("fimls/stats")["result"]
+            assert report["model_calls"] == 1 and report["daemon_hop_p50_ms"] is not None
+    finally:
+        for window in windows:
+            window.close()
+
+
+@pytest.mark.timeout(600)
+def test_a_daemon_killed_mid_request_is_replaced_and_the_window_is_ready_again(run_dir, workspace, test_model_dir):
+    window = _window(run_dir, workspace, test_model_dir, maxNewTokens=1500)
+    try:
+        assert _status(window)["state"] == "ready", window.stderr()
+        first_pid = _daemon(run_dir, "/health")["pid"]
+        uri = _open(window, workspace, "fib.py")
+        seen = len(window.notifications)
+        request = _inline(window, uri, LONG_CURSOR)
+        assert wait_for(lambda: _daemon(run_dir)["generating"] == 1, timeout=30, interval=0.005)
+        os.kill(first_pid, signal.SIGKILL)
+        assert window.wait_for([request], timeout=60)[request]["result"] == []  # an answer, not an error
+        lost = _status(window, seen, states=("error",), timeout=30)
+        assert "fimls daemon" in lost["message"] and lost["message"].count(". ") == 0, lost
+        assert _status(window, seen, states=("ready",), timeout=120)["state"] == "ready"
+        assert _daemon(run_dir, "/health")["pid"] != first_pid
+        window.notify("workspace/didChangeConfiguration", {"settings": {"fimls": {"maxNewTokens": 12}}})
+        assert wait_for(lambda: window.call("fimls/stats")["result"]["settings"]["maxNewTokens"] == 12)
+        main = _open(window, workspace, "main.py")
+        assert _complete(window, main) == [_expected(workspace, test_model_dir)]
+        assert window.process.poll() is None
+    finally:
+        window.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_stale_socket_from_a_crashed_daemon_is_replaced(run_dir, workspace, test_model_dir):
+    (run_dir / "fimls").mkdir(mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(_socket(run_dir)))  # bound, never listening, closed: what a crash leaves
+    stale.close()
+    assert _socket(run_dir).exists()
+    window = _window(run_dir, workspace, test_model_dir)
+    try:
+        assert _status(window)["state"] == "ready", window.stderr()
+        assert _complete(window, _open(window, workspace, "main.py")) == [_expected(workspace, test_model_dir)]
+        assert "replaced the stale socket" in (run_dir / "fimls" / "daemon.log").read_text()
+    finally:
+        window.close()
+
+
+@pytest.mark.timeout(300)
+def test_the_daemon_exits_after_its_idle_time_with_no_window(run_dir, workspace, test_model_dir):
+    window = _window(run_dir, workspace, test_model_dir, daemonIdleExitS=2)
+    assert _status(window)["state"] == "ready", window.stderr()
+    pid = _daemon(run_dir, "/health")["pid"]
+    time.sleep(3)
+    assert _daemon(run_dir, "/health")["pid"] == pid  # a window is attached: it stays
+    window.close()
+    assert wait_for(lambda: not _daemon_processes(run_dir), timeout=20)
+    assert not _socket(run_dir).exists()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
+def test_another_user_cannot_connect(run_dir):
+    daemon = subprocess.Popen([sys.executable, "-m", "fimls", "serve", "--socket", str(_socket(run_dir)), "--idle-exit-s", "60"],
+                              env={**os.environ, "XDG_RUNTIME_DIR": str(run_dir)})
+    try:
+        (run_dir / "fimls").mkdir(mode=0o700, exist_ok=True)
+        assert wait_for(lambda: _socket(run_dir).exists(), timeout=60)
+        assert _socket(run_dir).stat().st_mode & 0o777 == 0o600
+        assert (run_dir / "fimls").stat().st_mode & 0o777 == 0o700
+        nobody = pwd.getpwnam("nobody").pw_uid
+        # Even with the directory opened to all, the socket's own mode keeps another user out.
+        os.chmod(run_dir, 0o755)
+        os.chmod(run_dir / "fimls", 0o755)
+        probe = (
+            "import os, socket, sys\n"
+            f"os.setgid({nobody}); os.setuid({nobody})\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "try:\n"
+            f"    s.connect({str(_socket(run_dir))!r})\n"
+            "except PermissionError:\n"
+            "    sys.exit(13)\n"
+            "sys.exit(0)\n"
+        )
+        assert subprocess.run([sys.executable, "-c", probe]).returncode == 13
+        assert _daemon(run_dir, "/health")["status"] == "ok"  # its own user still gets in
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+
+
+@pytest.mark.timeout(300)
+def test_a_client_that_hangs_up_mid_stream_frees_its_request_at_once(run_dir, workspace, test_model_dir):
+    window = _window(run_dir, workspace, test_model_dir)
+    try:
+        assert _status(window)["state"] == "ready", window.stderr()
+        model = _daemon(run_dir, "/v1/models")["data"][0]["id"]
+        prompt = [32013] + [15] * 40  # any ids; no stop rules, no end tokens: it runs to max_tokens
+
+        def request(max_tokens: int, hang_up_after_first: bool) -> float:
+            body = json.dumps({"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
+                               "fimls_session": "raw", "fimls_speculative_tokens": 0}).encode()
+            started = time.perf_counter()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+                raw.connect(str(_socket(run_dir)))
+                raw.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                received = b""
+                while b"[DONE]" not in received:
+                    chunk = raw.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+                    if hang_up_after_first and b"data: {" in received:
+                        break
+            return time.perf_counter() - started
+
+        expected = _expected(workspace, test_model_dir)
+        uri = _open(window, workspace, "main.py")
+        before = _daemon(run_dir)
+        whole = request(400, hang_up_after_first=False)
+        assert _daemon(run_dir)["generated_tokens"] - before["generated_tokens"] == 400  # it ran to the end
+        before = _daemon(run_dir)
+        request(400, hang_up_after_first=True)
+        # The next completion does not wait for the abandoned one's 400 tokens.
+        waited = time.perf_counter()
+        assert _complete(window, uri) == [expected]
+        assert time.perf_counter() - waited < whole / 2, whole
+        after = _daemon(run_dir)
+        assert after["disconnected"] == before.get("disconnected", 0) + 1
+        assert after["generated_tokens"] - before["generated_tokens"] < 400  # the abandoned one never finished
+    finally:
+        window.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_window_asking_for_a_second_model_is_told_why_not(run_dir, workspace, test_model_dir):
+    first = _window(run_dir, workspace, test_model_dir)
+    second = None
+    try:
+        assert _status(first)["state"] == "ready", first.stderr()
+        second = _window(run_dir, workspace, test_model_dir, dtype="float32")  # another load of it: another model
+        status = _status(second)
+        assert status["state"] == "error" and "maxResidentModels is 1" in status["message"], status
+        assert _complete(second, _open(second, workspace, "main.py")) == []
+        assert _daemon(run_dir)["models_loaded"] == 1
+        assert _complete(first, _open(first, workspace, "main.py")) == [_expected(workspace, test_model_dir)]
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+def test_malformed_requests_get_a_clear_error_and_the_daemon_keeps_serving(run_dir, workspace, test_model_dir):
+    window = _window(run_dir, workspace, test_model_dir)
+    try:
+        assert _status(window)["state"] == "ready", window.stderr()
+        model = _daemon(run_dir, "/v1/models")["data"][0]["id"]
+        transport = httpx.HTTPTransport(uds=str(_socket(run_dir)))
+        with httpx.Client(transport=transport, base_url="http://daemon", timeout=30) as client:
+            for body, status, said in [
+                (b"{not json", 400, "not JSON"),
+                (json.dumps({"model": "nope", "prompt": [1]}).encode(), 404, "not loaded"),
+                (json.dumps({"model": model, "prompt": "text"}).encode(), 400, "token ids"),
+                (json.dumps({"model": model, "prompt": [10 ** 9]}).encode(), 400, "vocabulary"),
+                (json.dumps({"model": model, "prompt": [1], "max_tokens": 0}).encode(), 400, "max_tokens"),
+                (json.dumps({"model": model, "prompt": [1] * 20000, "max_tokens": 8}).encode(), 400, "window"),
+            ]:
+                answer = client.post("/v1/completions", content=body)
+                assert answer.status_code == status and said in answer.json()["error"]["message"], answer.text
+            answer = client.post("/v1/completions", json={"model": model, "prompt": [32013, 15, 15], "max_tokens": 3})
+            assert answer.status_code == 200 and answer.json()["choices"][0]["finish_reason"] in ("stop", "length")
+        assert _complete(window, _open(window, workspace, "main.py")) == [_expected(workspace, test_model_dir)]
+    finally:
+        window.close()
+
+
+def test_only_one_of_several_starts_at_once_starts_a_daemon(run_dir):
+    starter = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from fimls.engine.daemon_client import ensure_daemon\n"
+        "ensure_daemon(Path(sys.argv[1]), ['--idle-exit-s', '30'])\n"
+    )
+    (run_dir / "fimls").mkdir(mode=0o700)
+    starts = [subprocess.Popen([sys.executable, "-c", starter, str(_socket(run_dir))]) for _ in range(4)]
+    assert [start.wait(120) for start in starts] == [0, 0, 0, 0]
+    assert len(_daemon_processes(run_dir)) == 1
+    assert (run_dir / "fimls" / "daemon.log").read_text().count("serving on") == 1

@@ -59,7 +59,7 @@ def _timed(fn, device) -> tuple[Any, float]:
     return result, (time.perf_counter() - started) * 1000
 
 
-def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_tokens: int = 64) -> dict[str, Any]:
+def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_tokens: int = 64, gptq_backend: str = "auto") -> dict[str, Any]:
     import torch
 
     from fimls.bench.random_gptq import write_random_gptq
@@ -71,7 +71,9 @@ def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_token
     path = write_random_gptq(shape, cache_root() / f"bench-{shape}", ensure_test_model())
     # What a user gets (static cache and CUDA graphs on CUDA, warmed up), without speculation:
     # random weights repeat themselves, which would flatter prompt-lookup drafts.
-    engine = load_engine(Settings(model=str(path), device=device, speculative_tokens=0, backend="inprocess"))
+    engine = load_engine(Settings(
+        model=str(path), device=device, speculative_tokens=0, backend="inprocess", gptq_backend=gptq_backend,
+    ))
     model, dev = engine.loaded.model, engine.loaded.device
     rng = random.Random(0)
     no_stops: frozenset[int] = frozenset()
@@ -121,7 +123,7 @@ def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_token
     return report
 
 
-def run(device: str, small: bool) -> dict[str, Any]:
+def run(device: str, small: bool, gptq_backend: str = "auto") -> dict[str, Any]:
     import torch
 
     from fimls.engine.loading import choose_device
@@ -131,7 +133,7 @@ def run(device: str, small: bool) -> dict[str, Any]:
     lengths = [256, 512] if small else [2048, 4096]
     results = []
     for shape in shapes:
-        results.append(bench_shape(shape, device, lengths))
+        results.append(bench_shape(shape, device, lengths, gptq_backend=gptq_backend))
         # The shape's engine is gone with bench_shape's frame; give its GPU memory back before
         # the next, larger model loads.
         gc.collect()
@@ -151,7 +153,7 @@ def run(device: str, small: bool) -> dict[str, Any]:
 def main(args) -> int:
     from fimls.stdio import print_out
 
-    report = run(args.device, args.small)
+    report = run(args.device, args.small, args.gptq_backend)
     if not args.json:
         for shape in report["shapes"]:
             for key, value in shape.items():

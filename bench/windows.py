@@ -6,6 +6,10 @@
   `--kv-sessions shared`, which is what one cache per model gives), the hop to the daemon (the
   time of each answer beyond the daemon's own model time, as the stdio side measures it), and the
   same replay with the model in each window's own process (`inprocess`), keystroke p50 beside it;
+- the hop itself: the same keystroke prompts sent, in turn, to the model in this process and to
+  the model in the daemon, from one process; each call's time beyond its model time, and the
+  difference of their p50s (what the socket, HTTP, JSON and the daemon's own thread hand-off add
+  over in-process);
 - three windows open on one model: processes' resident memory and models loaded, through the
   daemon against in each window's process.
 
@@ -16,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fimls.bench.engine_bench import keystroke_states
+from fimls.engine.rundir import stop_daemon
 from fimls.lsp.stats import percentile
 
 QUIET = {"debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}
@@ -49,23 +53,8 @@ def private_run_dir(kv_sessions: str | None = None):
                 time.sleep(0.05)
         yield directory
     finally:
-        _stop_daemon(socket.with_suffix(".pid"))
+        stop_daemon(socket.parent)
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _stop_daemon(pid_file: Path) -> None:
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return
-        time.sleep(0.05)
 
 
 def daemon_pid(run_dir: Path) -> int | None:
@@ -180,6 +169,43 @@ def _gpu_memory_mb(pids: list[int | None]) -> float | None:
     return used
 
 
+def hop_beside_inprocess(model: str, run_dir: Path, keystrokes: int) -> dict[str, Any]:
+    """p50 of each call's time beyond its model time, through the daemon and in this process, the
+    calls alternating (which goes first alternates too) so that both see the same machine."""
+    from fimls.completion import build_prompt, load_engine
+    from fimls.settings import Settings
+
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
+    try:
+        backends = {name: load_engine(Settings(model=model, device="cpu", backend=name)) for name in ("local", "inprocess")}
+    finally:
+        if previous is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = previous
+    settings = Settings(model=model, device="cpu")
+    code = (Path(__file__).parent / "data" / "replay_sample.py").read_text(encoding="utf-8")
+    beyond: dict[str, list[float]] = {name: [] for name in backends}
+    for step, (document, cursor) in enumerate(keystroke_states(code, keystrokes, start_fraction=0.3)):
+        prompt = build_prompt(backends["inprocess"], settings, document, cursor, "replay.py", Path("."), None)
+        order = list(backends.items()) if step % 2 else list(reversed(backends.items()))
+        for name, backend in order:
+            started = time.perf_counter()
+            completion = backend.complete(prompt.parts, max_new_tokens=settings.max_new_tokens, rules=prompt.rules, session="replay")
+            wall = time.perf_counter() - started
+            # The daemon's own model time: its answer's time less what the stdio side measured beyond it.
+            model_s = completion.model_s - (completion.transport_s or 0.0)
+            if step >= 3:  # the first calls warm both up
+                beyond[name].append((wall - model_s) * 1000)
+    backends["local"].close()
+    local, inprocess = percentile(beyond["local"], 50), percentile(beyond["inprocess"], 50)
+    return {
+        "calls": len(beyond["local"]), "beyond_model_p50_ms": {"local": round(local, 3), "inprocess": round(inprocess, 3)},
+        "added_p50_ms": round(local - inprocess, 3),
+    }
+
+
 def run(model: str, keystrokes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fimls-bench-windows-") as folder:
         folder = Path(folder)
@@ -190,13 +216,19 @@ def run(model: str, keystrokes: int) -> dict[str, Any]:
         with private_run_dir() as run_dir:
             inprocess = asyncio.run(_alternate(model, folder, run_dir, "inprocess", keystrokes))
         with private_run_dir() as run_dir:
+            hop = hop_beside_inprocess(model, run_dir, keystrokes)
+        with private_run_dir() as run_dir:
             three_local = asyncio.run(_open_windows(model, folder, run_dir, "local", 3))
         with private_run_dir() as run_dir:
             three_inprocess = asyncio.run(_open_windows(model, folder, run_dir, "inprocess", 3))
     return {
         "two_window_reuse_ratio": by_document["reuse_ratio"],
         "single_session_reuse_ratio": shared["reuse_ratio"],
-        "daemon_hop_p50_ms": by_document["daemon_hop_p50_ms"],
+        # What the hop adds over the model in the editor's own process (same prompts, one process).
+        "daemon_hop_p50_ms": hop["added_p50_ms"],
+        "daemon_hop": hop,
+        # Each answer's time beyond the daemon's model time, in the two-window replay itself.
+        "daemon_transport_p50_ms": by_document["daemon_hop_p50_ms"],
         "models_loaded": three_local["models_loaded"],
         "two_windows": {"document_sessions": by_document, "single_session": shared, "inprocess": inprocess},
         # Keystroke p50 through the daemon over the model in each window's process, same replay.

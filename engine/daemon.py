@@ -169,7 +169,7 @@ class Daemon:
         return response
 
     async def load(self, request: web.Request) -> web.Response:
-        from fimls.engine.engine import ModelSpec
+        from fimls.engine.results import ModelSpec
 
         try:
             body = await request.json()

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import torch
 
+from fimls.engine.results import Generation
+
 
 @torch.inference_mode()
 def forward_tokens(
@@ -148,27 +150,6 @@ class KVSession:
         rewind(self.cache, common, len(self.tokens))
         self.tokens = self.tokens[:common]
         return common
-
-
-@dataclass
-class Generation:
-    token_ids: list[int]
-    stop_reason: str  # "eos" | "rule" | "length" | "cancelled"
-    prompt_tokens: int
-    reused_tokens: int
-    first_token_s: float
-    total_s: float
-    drafted_tokens: int = 0
-    accepted_tokens: int = 0
-    log_probability: float = 0.0  # of `token_ids` (and of the stop token, when EOS ended it)
-    scored_tokens: int = 0
-    # The most likely first tokens after the prompt, with their log-probabilities, best first
-    # (asked for with `first_choices`): where alternative completions branch off.
-    first_choices: list[tuple[int, float]] = field(default_factory=list)
-
-    @property
-    def mean_log_probability(self) -> float:
-        return self.log_probability / self.scored_tokens if self.scored_tokens else float("-inf")
 
 
 def generate(

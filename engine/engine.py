@@ -8,30 +8,18 @@ import threading
 import time
 
 import torch
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 from fimls.prompt import PromptParts
-from fimls.engine.decode import Generation, KVSession, generate
+from fimls.engine.decode import KVSession, generate
 from fimls.engine.fim import FimTemplate
 from fimls.engine.loading import LoadedModel
+from fimls.engine.results import Completion, Generation, ModelSpec
 from fimls.engine.sessions import SHARED, SessionPool
 from fimls.engine.stops import StopRules
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    generation: Generation
-    render_s: float = 0.0  # turning the prompt parts into token ids
-    alternatives: tuple[Completion, ...] = ()  # other candidates from the same prefill, best first
-    transport_s: float | None = None  # a daemon's answer: the time it took beyond the daemon's model time
-
-    @property
-    def model_s(self) -> float:
-        return self.generation.total_s + sum(alternative.generation.total_s for alternative in self.alternatives)
 
 
 class Engine:
@@ -271,26 +259,6 @@ class Engine:
             self.sessions.reset()
             self.complete(parts, max_new_tokens=4, stop_ids=frozenset())
         self.sessions.reset()
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What loading a model takes. Windows asking for equal specs share one loaded model."""
-
-    model: str
-    device: str = "auto"
-    gptq_backend: str = "auto"
-    dtype: str = "auto"
-    offline: bool = False
-    trust_remote_code: bool = False
-    cuda_graphs: bool = True
-
-    @property
-    def id(self) -> str:
-        """The model's name, and the load options that differ from the defaults."""
-        defaults = ModelSpec(self.model)
-        differing = [f"{name}={getattr(self, name)}" for name in self.__dataclass_fields__ if getattr(self, name) != getattr(defaults, name)]
-        return f"{self.model} ({', '.join(differing)})" if differing else self.model
 
 
 def open_engine(

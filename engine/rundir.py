@@ -5,9 +5,11 @@ socket (mode 0600), the locks that keep two starts from racing, its log and its 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -53,3 +55,21 @@ def answers(path: Path, timeout: float = 1.0) -> bool:
         return False
     finally:
         probe.close()
+
+
+def stop_daemon(directory: Path, timeout: float = 10.0) -> None:
+    """Stop the daemon whose pid file is in `directory` (the `fimls` folder of a runtime
+    directory), if one runs, and wait until it is gone: SIGTERM, then SIGKILL after `timeout`."""
+    try:
+        pid = int((directory / "daemon.pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)

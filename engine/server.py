@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from fimls.engine.decode import Generation
-from fimls.engine.engine import Completion
+from fimls.engine.results import Completion, Generation
 from fimls.engine.fim import FimTemplate
 from fimls.engine.stops import StopRules
 from fimls.engine.tokenizer import CodeTokenizer

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="load the model, run one completion, print speed")
     check.add_argument("--model", default=None, help=model_help)
     check.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    check.add_argument("--gptq-backend", default="auto", help="GPTQ kernel (the gptqBackend setting; default auto)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
     complete = commands.add_parser("complete", help="print the completion at FILE:LINE:COL")
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     gpu_bench = benches.add_parser("gpu", help="DeepSeek-Coder 1.3B/6.7B-shaped random GPTQ models vs physical limits and naive generate")
     gpu_bench.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     gpu_bench.add_argument("--small", action="store_true", help="small shapes and short prompts (to check it on a CPU)")
+    gpu_bench.add_argument("--gptq-backend", default="auto", help="GPTQ kernel (the gptqBackend setting; default auto)")
     gpu_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
     lsp_bench = benches.add_parser("lsp", help="the real server over stdio, typing at 60 wpm: debounce and cache on vs off")
@@ -103,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--kv-sessions", choices=["document", "shared"], default="document",
                        help="a KV cache per document (default), or one for all (to measure the difference)")
 
+    kit = commands.add_parser("gpu-kit", help="write the folder that runs fimls' CUDA checks on a GPU machine with no package index")
+    kit.add_argument("directory")
+    kit.add_argument("--python", default="3.12", help="the GPU machine's CPython (default 3.12)")
+    kit.add_argument("--wheelhouse", default=None, help="wheel cache (default: gpu-kit-wheels in fimls' cache)")
+    kit.add_argument("--offline", action="store_true", help="take every wheel from the cache; fetch nothing")
+
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
     return parser
@@ -146,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return eval_context(args)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "gpu-kit":
+        return _gpu_kit(args)
     if args.command == "make-test-model":
         from fimls.stdio import print_out
         from fimls.testmodel import ensure_test_model
@@ -171,6 +181,20 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(DaemonOptions(path, args.max_resident_models, args.idle_exit_s, args.kv_sessions))
 
 
+def _gpu_kit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fimls.gpu_kit import build
+    from fimls.stdio import print_out
+
+    try:
+        manifest = build(Path(args.directory), args.python, Path(args.wheelhouse) if args.wheelhouse else None, args.offline)
+    except RuntimeError as error:
+        return _user_error(error)
+    print_out(f"{args.directory}: {manifest['bytes'] / 2**20:.1f} MiB for CPython {args.python}; run it with run.sh OUTPUT_DIR")
+    return 0
+
+
 def _user_error(error: Exception) -> int:
     print(f"fimls: {error}", file=sys.stderr)
     return 2
@@ -181,7 +205,8 @@ def _settings(args: argparse.Namespace, **extra):
     in-process engine does."""
     from fimls.settings import Settings
 
-    return Settings(model=args.model or default_model(), device=args.device, backend="inprocess", **extra)
+    backend = getattr(args, "gptq_backend", "auto")
+    return Settings(model=args.model or default_model(), device=args.device, backend="inprocess", gptq_backend=backend, **extra)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from fimls.context.builder import ContextBuilder
 from fimls.context.paths import display_path
 from fimls.prompt import PromptParts
 from fimls.context.window import window_lines, window_parts
 from fimls.context.workspace import WorkspaceIndex
-from fimls.engine.engine import Completion, Engine
+from fimls.engine.results import Completion
 from fimls.engine.stops import StopRules, line_after_cursor, line_before_cursor, rules_for_cursor
 from fimls.settings import Settings
+
+if TYPE_CHECKING:  # an editor's process that uses the daemon never imports torch
+    from fimls.engine.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ def fit_budgets(settings: Settings, window: int) -> tuple[int, int, int]:
 
 
 def model_spec(settings: Settings):
-    from fimls.engine.engine import ModelSpec
+    from fimls.engine.results import ModelSpec
 
     return ModelSpec(
         settings.model, device=settings.device, gptq_backend=settings.gptq_backend, dtype=settings.dtype,

@@ -83,7 +83,11 @@ def _is_complete(directory: Path) -> bool:
 
 
 def ensure_test_model(directory: Path | str | None = None) -> Path:
-    """Return a directory holding the test model, building it first if needed."""
+    """Return a directory holding the test model, building it first if needed. `FIMLS_TEST_MODEL_DIR`
+    names one built elsewhere, used as is (the GPU kit carries one: its recipe key, which names
+    the Python whose standard library it was trained on, need not be this Python's)."""
+    if directory is None and os.environ.get("FIMLS_TEST_MODEL_DIR"):
+        return Path(os.environ["FIMLS_TEST_MODEL_DIR"])
     target = Path(directory) if directory is not None else default_dir()
     if _is_complete(target):
         return target

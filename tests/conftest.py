@@ -1,5 +1,4 @@
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -20,21 +19,10 @@ os.environ["XDG_RUNTIME_DIR"] = str(RUN_DIR)
 
 
 def stop_daemon(run_dir: Path = RUN_DIR, timeout: float = 10.0) -> None:
-    """Stop the daemon whose pid file is in `run_dir` (if one runs) and wait until it is gone."""
-    pid_file = run_dir / "fimls" / "daemon.pid"
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    """Stop the daemon of the runtime directory `run_dir` (if one runs) and wait until it is gone."""
+    from fimls.engine.rundir import stop_daemon as stop
+
+    stop(run_dir / "fimls", timeout)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -10,7 +10,7 @@ from fimls.lsp.notebook import CELL_SEPARATOR
 
 MARKDOWN = "# Arithmetic\nSmall helpers."
 CELL_A = "def add(a, b):\n    return a + b"
-CELL_B = "def sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return "
+CELL_B = "def sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return self."  # the test model completes it
 CELL_C = "print(mul(2, 3))"
 
 

@@ -156,7 +156,7 @@ def test_fimls_check_loads_and_completes_every_replica():
         assert (report["kernel"] == "dense") == (name not in GROUP_SIZES), (name, report)
 
 
-TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return "
+TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return self."  # the test model completes it
 
 
 def _ready_or_error(client, after: int) -> dict:

@@ -47,7 +47,7 @@ def test_generation_stops_at_the_token_where_a_rule_fires(engine):
     from fimls.prompt import PromptParts
 
     # A prompt after which the test model writes a newline within 24 tokens (asserted, not assumed).
-    parts = PromptParts(header="#a.py\n", prefix="def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return ", suffix="\n")
+    parts = PromptParts(header="#a.py\n", prefix="def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return self.", suffix="\n")
     free = engine.complete(parts, max_new_tokens=24, stop_ids=frozenset())
     newline_at = next((i for i, t in enumerate(free.generation.token_ids) if "\n" in engine.decode([t])), None)
     assert newline_at is not None and newline_at + 1 < len(free.generation.token_ids), engine.decode(free.generation.token_ids)

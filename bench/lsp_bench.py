@@ -292,11 +292,18 @@ def main(args) -> int:
 
     logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message, source text included
 
-    sizes = tuple(int(size) for size in args.sizes.split(","))
-    report = run(
-        args.model, Path(args.file) if args.file else DEFAULT_FILE, args.keystrokes, args.size_keystrokes, sizes,
-        args.window_keystrokes,
-    )
+    if args.windows_only:
+        from fimls.bench import windows
+        from fimls.testmodel import ensure_test_model
+
+        model = args.model or str(ensure_test_model())
+        report = {"bench": "lsp", "model": model, "device": "cpu", **windows.run(model, args.window_keystrokes)}
+    else:
+        sizes = tuple(int(size) for size in args.sizes.split(","))
+        report = run(
+            args.model, Path(args.file) if args.file else DEFAULT_FILE, args.keystrokes, args.size_keystrokes, sizes,
+            args.window_keystrokes,
+        )
     if not args.json:
         for key, value in report.items():
             print_out(f"{key:>32}: {value}")

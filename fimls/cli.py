@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     lsp_bench.add_argument("--size-keystrokes", type=int, default=40, help="keystrokes typed per file size")
     lsp_bench.add_argument("--sizes", default="3,30000,300000,3000000", help="file sizes in bytes (3 = a three-line file)")
     lsp_bench.add_argument("--window-keystrokes", type=int, default=40, help="keystrokes per window of the two-window replay (0: skip it)")
+    lsp_bench.add_argument("--windows-only", action="store_true", help="only the shared-daemon part: two windows, the hop, three windows")
     lsp_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
     peer_bench = benches.add_parser("peer", help="fimls beside llama.cpp's llama-server: same weights, same replay; and k typists")

@@ -62,8 +62,18 @@ phase() {
     return $status
 }
 
+# unpack WHEEL...: a wheel is a zip of its site-packages files; what installing one without pip is.
+unpack() {
+    "$PYTHON" -c 'import sys, zipfile; [zipfile.ZipFile(w).extractall(sys.argv[1]) for w in sys.argv[2:]]' "$TARGET" "$@"
+}
+
 install_kit() {
-    "$PYTHON" -m pip install --no-index --no-deps --no-compile --disable-pip-version-check --target "$TARGET" "$KIT"/wheels/*.whl
+    if "$PYTHON" -m pip --version > /dev/null 2>&1; then
+        "$PYTHON" -m pip install --no-index --no-deps --no-compile --disable-pip-version-check --target "$TARGET" "$KIT"/wheels/*.whl
+    else
+        echo "no pip beside $PYTHON: unpacking the wheels"
+        unpack "$KIT"/wheels/*.whl
+    fi
 }
 
 # pypcre is C: built here against this Python, offline; the wheel built beside the kit otherwise.
@@ -77,7 +87,7 @@ build_pypcre() {
         echo "pypcre: the build from source failed (above); installing the kit's fallback wheel"
         wheel=("$KIT"/fallback/pypcre-*.whl)
     fi
-    "$PYTHON" -m pip install --no-index --no-deps --disable-pip-version-check --target "$TARGET" "${wheel[@]}"
+    "$PYTHON" -m pip install --no-index --no-deps --disable-pip-version-check --target "$TARGET" "${wheel[@]}" || unpack "${wheel[@]}"
 }
 
 # json FILE COMMAND...: the command's stdout (one JSON object last) into FILE as well as the log.
@@ -89,7 +99,7 @@ json() {
     tail -n 1 "$file.out" > "$file" && rm -f "$file.out"
     return $status
 }
-export -f install_kit build_pypcre json
+export -f unpack install_kit build_pypcre json
 export KIT OUT PYTHON TARGET
 
 phase install 90 install_kit && \

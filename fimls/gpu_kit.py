@@ -188,8 +188,7 @@ def fetch_pypcre(wheelhouse: Path, python: str, version: str, offline: bool = Fa
              str(wheelhouse), f"pypcre=={version}")
         source = wheelhouse / f"pypcre-{version}.tar.gz"
     built = _cached(wheelhouse, "pypcre", version, python)
-    interpreter = _interpreter(python)
-    if built is None and interpreter is not None and not offline:
+    if built is None and not offline and (interpreter := _interpreter(python)) is not None:
         env = {**os.environ, "PYPCRE_DISABLE_NATIVE_FLAGS": "1"}
         _pip(interpreter, "wheel", "--no-deps", "-w", str(wheelhouse), str(source), env=env)
         built = _cached(wheelhouse, "pypcre", version, python)
@@ -251,8 +250,8 @@ def build(directory: Path, python: str = "3.12", wheelhouse: Path | None = None,
     run.chmod(0o755)
     manifest["bytes"] = size(directory)  # without the manifest's own few kilobytes
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    if size(directory) > MOST_BYTES:
-        raise RuntimeError(f"the kit is {manifest['bytes'] / 2**20:.1f} MiB, over its {MOST_BYTES // 2**20} MiB")
+    if (total := size(directory)) > MOST_BYTES:
+        raise RuntimeError(f"the kit is {total / 2**20:.1f} MiB, over its {MOST_BYTES // 2**20} MiB")
     return manifest
 
 

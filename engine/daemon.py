@@ -13,7 +13,11 @@ streamed as server-sent events, `GET /v1/models`), so the stdio side is the same
 - request fields `fimls_session` (the document: each keeps its own KV cache, all within
   `maxCachedTokens`), `fimls_rules` (fimls' stop rules, run here after every token, so the answer
   is the in-process engine's, token for token) and `n` (candidates from one prefill);
-- `GET /health` and `GET /fimls/stats`.
+- `GET /health` and `GET /fimls/stats`;
+- on the same socket, a connection that opens with `frames.MAGIC` sends its completions as
+  length-prefixed frames (`frames`): the same fields, the prompt as raw token ids, one answer per
+  request. It is the stdio side's own path: HTTP and JSON of a whole prompt cost more than the
+  rest of the hop together.
 
 A newer request for the same document supersedes the older one, and a client that hangs up frees
 its request at once: its generation stops at the next decode step.
@@ -26,9 +30,11 @@ import gc
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import struct
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
@@ -38,6 +44,8 @@ from typing import Any
 from aiohttp import web
 
 from fimls import __version__
+from fimls.engine import frames
+from fimls.engine.results import Generation
 from fimls.engine.rundir import answers
 from fimls.engine.worker import ModelWorker, Superseded
 
@@ -46,8 +54,11 @@ log = logging.getLogger(__name__)
 MOST_NEW_TOKENS = 2048
 COUNTS = (
     "requests", "completed", "superseded", "disconnected", "errors", "prompt_tokens", "reused_tokens", "generated_tokens",
+    "prompt_ids_received",  # what crossed the socket: a frame carries only the ids after those it keeps
 )
 MOST_CANDIDATES = 8
+# The most an answer's write may wait on a client that reads nothing: it holds the model's thread.
+SEND_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -65,10 +76,18 @@ class Resident:
     spec: Any  # ModelSpec
     engine: Any  # Engine
     users: set[str] = field(default_factory=set)  # clients whose windows use this model
+    vocab_size: int = 0  # the model's, read once (a config attribute costs more than it looks)
+
+    def __post_init__(self) -> None:
+        self.vocab_size = int(self.engine.loaded.model.config.vocab_size)
 
 
 class BadRequest(ValueError):
-    pass
+    status = 400
+
+
+class NotLoaded(LookupError):
+    status = 404
 
 
 class Daemon:
@@ -85,6 +104,7 @@ class Daemon:
         self.last_seen = time.monotonic()
         self.stopping = asyncio.Event()
         self._load_lock = asyncio.Lock()
+        self._counting = threading.Lock()  # see `_tally`
 
     # -- the application ------------------------------------------------------------------------
 
@@ -106,11 +126,11 @@ class Daemon:
         if uid is not None and uid != os.getuid():
             return _error(403, "the fimls daemon serves only the user who started it.")
         self.last_seen = time.monotonic()
-        self.in_flight += 1
+        self._tally(in_flight=1)
         try:
             return await handler(request)
         finally:
-            self.in_flight -= 1
+            self._tally(in_flight=-1)
             self.last_seen = time.monotonic()
 
     async def health(self, request: web.Request) -> web.Response:
@@ -232,23 +252,22 @@ class Daemon:
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         received = time.perf_counter()
-        self.counts["requests"] += 1
+        self._tally(requests=1)
         try:
             body = await request.json()
         except ValueError:
+            self._tally(errors=1)
             return _error(400, "the request body is not JSON.")
-        resident = self.residents.get(str(body.get("model", ""))) if isinstance(body, dict) else None
-        if resident is None:
-            self.counts["errors"] += 1
-            return _error(404, f"the model '{body.get('model') if isinstance(body, dict) else ''}' is not loaded in the fimls daemon; POST /fimls/load first.")
-        engine = resident.engine
         try:
-            call = _parse_completion(body, engine.loaded.model.config.vocab_size)
-        except BadRequest as error:
-            self.counts["errors"] += 1
-            return _error(400, str(error))
-        document = call.pop("session")
-        session = document if self.options.kv_sessions == "document" else ""
+            if not isinstance(body, dict):
+                raise BadRequest("the request body is not a JSON object.")
+            resident = self._resident_for(body)
+            call = _parse_completion(body, _checked_prompt(body.get("prompt"), resident.vocab_size))
+            self._tally(prompt_ids_received=len(call["prompt"]))
+        except (BadRequest, NotLoaded) as error:
+            self._tally(errors=1)
+            return _error(error.status, str(error))
+        engine = resident.engine
         stream = call.pop("stream")
         loop = asyncio.get_running_loop()
         made: list[list[int]] = [[]]  # the completion's token ids so far (each report has them all)
@@ -261,19 +280,14 @@ class Daemon:
         def progress(token_ids: list[int]) -> None:  # in the model's thread
             loop.call_soon_threadsafe(told, list(token_ids))
 
-        def run(cancelled):
-            return engine.complete_ids(cancelled=cancelled, session=session, progress=progress if stream else None, **call)
-
-        task = asyncio.ensure_future(self.worker.generate(document, run))
-        self.generating += 1
-        task.add_done_callback(lambda _: setattr(self, "generating", self.generating - 1))
+        task = self._generate(engine, call, progress if stream else None)
         try:
             # Until the first token, a failure can still be an HTTP status.
             waiting = asyncio.ensure_future(changed.wait())
             await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
             waiting.cancel()
             if task.done() and task.exception() is not None:
-                return self._failure(task.exception())
+                return _error(*self._failure(task.exception()))
             if not stream:
                 completion = await task
                 self._count(completion)
@@ -289,8 +303,8 @@ class Daemon:
                 await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
                 waiting.cancel()
             if task.exception() is not None:
-                failure = self._failure(task.exception())
-                await response.write(b"data: " + failure.body + b"\n\n")
+                status, message, kind = self._failure(task.exception())
+                await response.write(b"data: " + json.dumps({"error": {"message": message, "type": kind}}).encode() + b"\n\n")
                 return response
             completion = task.result()
             self._count(completion)
@@ -299,30 +313,116 @@ class Daemon:
             await response.write(b"data: [DONE]\n\n")
             return response
         except (asyncio.CancelledError, ConnectionResetError):
-            self.counts["disconnected"] += 1  # the client hung up: its generation stops at the next step
+            self._tally(disconnected=1)  # the client hung up: its generation stops at the next step
             raise
         finally:
             if not task.done():
                 task.cancel()
 
-    def _count(self, completion) -> None:
-        generation = completion.generation
-        self.counts["completed"] += 1
-        self.counts["prompt_tokens"] += generation.prompt_tokens
-        self.counts["reused_tokens"] += generation.reused_tokens
-        self.counts["generated_tokens"] += len(generation.token_ids)
+    def frame_answer(self, header: dict, keep: int, tail, peer: _FrameConnection) -> tuple[dict | None, Any]:
+        """The answer to a completion asked for in a frame (`frames`), or its error (None when its
+        client hung up first), and the completion to count once the answer is sent. Run in the
+        model's thread, where the request was read. The prompt is the document's last one on
+        this connection, its first `keep` ids kept, then `tail`."""
+        received = time.perf_counter()
+        document = str(header.get("fimls_session") or "")
+        prompts = peer.prompts
+        try:
+            resident = self._resident_for(header)
+            engine = resident.engine
+            last = prompts.get(document)
+            if keep > len(last):
+                raise BadRequest(f"a frame keeps {keep} ids of a last prompt of {len(last)} for this document on this connection.")
+            if not _ids_within(tail, resident.vocab_size):
+                raise BadRequest(f"a frame's prompt has a token id outside the model's vocabulary of {resident.vocab_size}.")
+            prompt = last[:keep] + tail.tolist() if keep else tail.tolist()
+            if not prompt:
+                raise BadRequest("the fimls daemon takes prompts as a non-empty list of token ids.")
+            if peer.parsed is not None and peer.parsed[0] is header:  # a keystroke's header is the last one's
+                call = {**peer.parsed[1], "prompt": prompt}
+            else:
+                call = _parse_completion(header, prompt)
+                peer.parsed = (header, {name: value for name, value in call.items() if name != "prompt"})
+            prompts.put(document, prompt)
+        except (BadRequest, NotLoaded) as error:
+            prompts.forget(document)
+            self._tally(requests=1, errors=1, prompt_ids_received=len(tail))
+            return _frame_error(error.status, str(error)), None
+        self._tally(requests=1, prompt_ids_received=len(tail), generating=1)
+        del call["stream"], call["session"]
+        session = document if self.options.kv_sessions == "document" else ""
+        try:
+            completion = self.worker.run_here(
+                document, lambda cancelled: engine.complete_ids(cancelled=cancelled, session=session, **call), peer.hung_up,
+            )
+        except Superseded as error:
+            if peer.hung_up():
+                self._tally(disconnected=1, generating=-1)  # it stopped at the step after its client went
+                return None, None
+            self._tally(generating=-1)
+            return _frame_error(*self._failure(error)), None
+        except Exception as error:
+            self._tally(generating=-1)
+            return _frame_error(*self._failure(error)), None
+        return {
+            "generation": _generation_fields(completion.generation), "text": completion.text,
+            "model_s": completion.model_s, "daemon_s": time.perf_counter() - received,
+            "alternatives": [{"text": a.text, "generation": _generation_fields(a.generation)} for a in completion.alternatives],
+        }, completion
 
-    def _failure(self, error: BaseException) -> web.Response:
+    def frame_answered(self, completion) -> None:
+        """A frame's completion counted, after its answer went (off the keystroke's path)."""
+        self.last_seen = time.monotonic()
+        if completion is not None:
+            self._count(completion, generating=-1)
+
+    def _resident_for(self, body: dict) -> Resident:
+        resident = self.residents.get(str(body.get("model", "")))
+        if resident is None:
+            raise NotLoaded(f"the model '{body.get('model', '')}' is not loaded in the fimls daemon; POST /fimls/load first.")
+        return resident
+
+    def _generate(self, engine, call: dict, progress) -> asyncio.Future:
+        """The completion `call` asks for, run in the model's thread; a newer one for the same
+        document supersedes it."""
+        document = call.pop("session")
+        session = document if self.options.kv_sessions == "document" else ""
+
+        def run(cancelled):
+            return engine.complete_ids(cancelled=cancelled, session=session, progress=progress, **call)
+
+        task = asyncio.ensure_future(self.worker.generate(document, run))
+        self._tally(generating=1)
+        task.add_done_callback(lambda _: self._tally(generating=-1))
+        return task
+
+    def _tally(self, **changes: int) -> None:
+        """Figures change in the event loop's thread and in the model's (frames): under one lock."""
+        with self._counting:
+            for name, amount in changes.items():
+                if name in ("in_flight", "generating"):
+                    setattr(self, name, getattr(self, name) + amount)
+                else:
+                    self.counts[name] += amount
+
+    def _count(self, completion, **also: int) -> None:
+        generation = completion.generation
+        self._tally(
+            completed=1, prompt_tokens=generation.prompt_tokens, reused_tokens=generation.reused_tokens,
+            generated_tokens=len(generation.token_ids), **also,
+        )
+
+    def _failure(self, error: BaseException) -> tuple[int, str, str]:
+        """A failed completion as an HTTP status, one sentence and an OpenAI error type."""
+        self._tally(**{"superseded" if isinstance(error, Superseded) else "errors": 1})
         if isinstance(error, Superseded):
-            self.counts["superseded"] += 1
-            return _error(409, "superseded by a newer request for the same document.", "superseded")
-        self.counts["errors"] += 1
+            return 409, "superseded by a newer request for the same document.", "superseded"
         if isinstance(error, ValueError):
-            return _error(400, str(error))
+            return 400, str(error), "invalid_request_error"
         if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
-            return _error(503, f"out of GPU memory in the fimls daemon; its KV caches were dropped ({str(error).splitlines()[0] if str(error) else 'OutOfMemoryError'}).")
+            return 503, f"out of GPU memory in the fimls daemon; its KV caches were dropped ({str(error).splitlines()[0] if str(error) else 'OutOfMemoryError'}).", "server_error"
         log.error("completion failed", exc_info=error)
-        return _error(500, f"completion failed in the fimls daemon: {type(error).__name__}: {error}")
+        return 500, f"completion failed in the fimls daemon: {type(error).__name__}: {error}", "server_error"
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -332,7 +432,7 @@ class Daemon:
         while not self.stopping.is_set():
             await asyncio.sleep(min(1.0, self.options.idle_exit_s / 4))
             idle = time.monotonic() - self.last_seen
-            if not self.clients and not self.in_flight and idle >= self.options.idle_exit_s:
+            if not self.clients and not self.in_flight and not self.generating and idle >= self.options.idle_exit_s:
                 log.info("no client for %.0f s: exiting", idle)
                 self.stopping.set()
 
@@ -350,15 +450,30 @@ def _is_user_error(error: Exception) -> bool:
     return isinstance(error, (ModelUnavailable, FimUnsupported))
 
 
-def _parse_completion(body: Any, vocab_size: int) -> dict:
-    """The engine call a request asks for; `BadRequest` says what is wrong with it."""
-    from fimls.engine.stops import StopRules
-
-    prompt = body.get("prompt")
+def _checked_prompt(prompt: Any, vocab_size: int) -> list[int]:
     if type(prompt) is not list or not prompt or not all(type(token) is int for token in prompt):
         raise BadRequest("the fimls daemon takes prompts as a non-empty list of token ids.")
     if min(prompt) < 0 or max(prompt) >= vocab_size:
         raise BadRequest(f"a token id in the prompt is outside the model's vocabulary of {vocab_size}.")
+    return prompt
+
+
+def _ids_within(ids, vocab_size: int) -> bool:
+    """Whether a frame's 32-bit ids are inside the vocabulary: a whole prompt's in numpy (a
+    fiftieth of Python's min and max over 1,500 ids), a keystroke's few in Python."""
+    if len(ids) < 64:
+        return all(0 <= token < vocab_size for token in ids)
+    import numpy
+
+    ids = numpy.frombuffer(ids, dtype=numpy.int32)
+    return int(ids.min()) >= 0 and int(ids.max()) < vocab_size
+
+
+def _parse_completion(body: dict, prompt: list[int]) -> dict:
+    """The engine call a request asks for, its prompt checked already; `BadRequest` says what is
+    wrong with the rest."""
+    from fimls.engine.stops import StopRules
+
     try:
         max_tokens = int(body.get("max_tokens", 16))
         temperature = float(body.get("temperature", 0.0) or 0.0)
@@ -460,6 +575,150 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> we
     return web.json_response({"error": {"message": message, "type": kind}}, status=status)
 
 
+def _frame_error(status: int, message: str, kind: str = "invalid_request_error") -> dict:
+    return {"status": status, "error": {"message": message, "type": kind}}
+
+
+def _generation_fields(generation) -> dict:
+    return {name: getattr(generation, name) for name in _GENERATION_FIELDS}
+
+
+_GENERATION_FIELDS = tuple(f.name for f in fields(Generation))
+
+
+class _FrameConnection:
+    """A client speaking `frames`, watched by the model's thread itself: a request is read, run
+    and answered there, and the generation polls the socket at each step to stop the moment the
+    client hangs up."""
+
+    def __init__(self, daemon: Daemon, connection: socket.socket, already: bytes):
+        self.daemon = daemon
+        self.connection = connection
+        self.already = already  # what came in with the magic
+        self.reader = frames.Reader()
+        self.prompts = frames.Prompts()
+        self.parsed: tuple[dict, dict] | None = None  # the last header, and the engine call it asked for
+        self.peeked, self.gone = 0.0, False
+
+    def readable(self) -> bool:
+        """Take what has arrived and answer each whole request in it; False once it is closed."""
+        try:
+            data = self.connection.recv(1 << 20)
+        except BlockingIOError:
+            data = None
+        except OSError:
+            data = b""
+        if data == b"":
+            self.connection.close()
+            return False
+        data, self.already = self.already + (data or b""), b""
+        try:
+            for header, keep, tail in self.reader.feed(data):
+                answer, completion = self.daemon.frame_answer(header, keep, tail, self)
+                try:
+                    if answer is not None:
+                        _send_within(self.connection, frames.pack(answer), SEND_TIMEOUT_S)
+                finally:
+                    self.daemon.frame_answered(completion)
+        except frames.BadFrame as error:
+            self.daemon._tally(errors=1)
+            self._send_last(_frame_error(400, str(error)))
+            return False
+        except OSError:
+            self.connection.close()
+            return False
+        return True
+
+    def hung_up(self) -> bool:
+        """Whether the client has closed its end: a peek, so a request already sent stays unread;
+        at most one a millisecond (it is asked at every decode step)."""
+        now = time.perf_counter()
+        if now - self.peeked < 0.001 and not self.gone:
+            return False
+        self.peeked = now
+        try:
+            self.gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            self.gone = False
+        except OSError:
+            self.gone = True
+        return self.gone
+
+    def _send_last(self, answer: dict) -> None:
+        try:
+            _send_within(self.connection, frames.pack(answer), SEND_TIMEOUT_S)
+        except OSError:
+            pass
+        self.connection.close()
+
+
+def _send_within(connection: socket.socket, data: bytes, timeout_s: float) -> None:
+    """All of `data` on a non-blocking socket, or `TimeoutError` once `timeout_s` has passed."""
+    view, deadline = memoryview(data), time.monotonic() + timeout_s
+    while view:
+        try:
+            view = view[connection.send(view):]
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [connection], [], left)[1]:
+                raise TimeoutError("the client read nothing of its answer") from None
+
+
+class _Sniffer(asyncio.Protocol):
+    """Each connection's first bytes say which it speaks: `frames` (the stdio side's own path) or
+    HTTP (everything else, aiohttp's handler from the first byte on)."""
+
+    def __init__(self, daemon: Daemon, http_handler):
+        self.daemon = daemon
+        self.http_handler = http_handler
+        self.transport = None
+        self.buffer = b""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.buffer.startswith(frames.MAGIC):
+            self._serve_frames(self.buffer[len(frames.MAGIC):])
+        elif not frames.MAGIC.startswith(self.buffer):  # (a beginning of the magic waits for the rest)
+            http = self.http_handler()
+            self.transport.set_protocol(http)
+            http.connection_made(self.transport)
+            http.data_received(self.buffer)
+
+    def _serve_frames(self, already: bytes) -> None:
+        if _peer_uid(self.transport.get_extra_info("socket")) not in (None, os.getuid()):
+            self.transport.write(frames.pack(_frame_error(403, "the fimls daemon serves only the user who started it.")))
+            self.transport.close()
+            return
+        # The connection leaves the event loop for a thread of its own: a duplicate of its
+        # descriptor, blocking; the transport closes the original.
+        raw = self.transport.get_extra_info("socket")
+        connection = socket.socket(fileno=os.dup(raw.fileno()))
+        connection.setblocking(False)  # the model's thread must never wait on it
+        self.transport.pause_reading()
+        self.transport.abort()
+        served = _FrameConnection(self.daemon, connection, already)
+        self.daemon.worker.watch(connection, served.readable)
+
+    def connection_lost(self, exc) -> None:
+        pass
+
+
+class _SniffingSite(web.SockSite):
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, daemon: Daemon):
+        super().__init__(runner, sock)
+        self.daemon = daemon
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        http_handler = self._runner.server
+        self._server = await asyncio.get_running_loop().create_unix_server(
+            lambda: _Sniffer(self.daemon, http_handler), sock=self._sock, backlog=self._backlog,
+        )
+
+
 def _peer_uid(sock: socket.socket | None) -> int | None:
     if sock is None or not hasattr(socket, "SO_PEERCRED"):
         return None
@@ -503,7 +762,7 @@ async def _serve(options: DaemonOptions, listener: socket.socket) -> None:
     daemon = Daemon(options)
     runner = web.AppRunner(daemon.app(), handler_cancellation=True, access_log=None)
     await runner.setup()
-    site = web.SockSite(runner, listener)
+    site = _SniffingSite(runner, listener, daemon)
     await site.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,26 +1,29 @@
 """The stdio side of the shared daemon (`backend: local`): start it if none runs, make the model
-resident in it, send it prompts as token ids, and follow it: when it dies, say so, start a new
-one, load again and say ready, with no editor restart."""
+resident in it (over its HTTP), send it each completion as a frame (`frames`: the prompt's new
+tail as token ids), and follow it: when it dies, say so, start a new one, load again and say
+ready, with no editor restart."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from fimls.engine import frames
+from fimls.engine.results import Completion, Generation
 from fimls.engine.rundir import answers
 from fimls.engine.server import ServerBackend, ServerError, ServerOptions
 from fimls.engine.stops import StopRules
+from fimls.prompt import PromptParts
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +124,9 @@ class DaemonBackend(ServerBackend):
             timeout=httpx.Timeout(None, connect=3.0),
         )
         self._watcher: threading.Thread | None = None
-        self._connection: _UnixConnection | None = None  # kept alive between completions
+        self._frames: socket.socket | None = None  # kept alive between completions
+        self._sent = frames.Prompts()  # each document's last prompt on it, as the daemon remembers it
+        self._header: tuple[dict | None, bytes] = (None, b"")  # the last request's header, encoded
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -145,8 +150,8 @@ class DaemonBackend(ServerBackend):
     def close(self) -> None:
         self._closed = True
         self._attach_client.close()
-        if self._connection is not None:
-            self._connection.close()
+        if self._frames is not None:
+            self._frames.close()
         super().close()
 
     def _load(self) -> None:
@@ -212,33 +217,116 @@ class DaemonBackend(ServerBackend):
     def _where(self) -> str:
         return f"the fimls daemon ({self.socket})"
 
-    @contextmanager
-    def _post_stream(self, payload: dict):
-        """The completion request over the standard library's HTTP client on a kept-alive socket:
-        a third of httpx's cost per request, which is most of what the hop to the daemon costs.
-        A kept-alive connection that the daemon closed (it restarted) is retried once on a new one."""
-        body = json.dumps(payload).encode()
+    def complete(
+        self,
+        parts: PromptParts,
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        cancelled: Callable[[], bool] = lambda: False,
+        stop_ids: frozenset[int] | None = None,
+        rules: StopRules | None = None,
+        candidates: int = 1,
+        session: str = "",
+    ) -> Completion:
+        """One completion from the daemon, over `frames`; the answer is the daemon's engine's, token
+        ids and all (nothing is tokenized again here)."""
+        rendering = time.perf_counter()
+        prompt = self.render(parts)
+        render_s = time.perf_counter() - rendering
+        self._check_window(prompt, max_new_tokens)
+        header = {
+            "model": self.model, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": 0,
+            **self._extensions(session, rules, candidates, temperature),
+        }
+        with self._lock:
+            started = time.perf_counter()
+            answer = self._exchange(header, prompt, cancelled)
+            total_s = time.perf_counter() - started
+        if answer is None:
+            return Completion("", Generation([], "cancelled", len(prompt), 0, total_s, total_s), render_s)
+        if "error" in answer:
+            self._check_status(_Status(int(answer.get("status") or 500)), json.dumps(answer))
+            raise ServerError(f"{self._where()} failed the completion: {answer['error']}.")
+        # The hop: the time here beyond the daemon's own model time; the first candidate carries it.
+        transport_s = total_s - float(answer["model_s"])
+        generation = _generation(answer["generation"])
+        generation.total_s += transport_s
+        alternatives = tuple(Completion(a["text"], _generation(a["generation"])) for a in answer["alternatives"])
+        return Completion(answer["text"], generation, render_s, alternatives, transport_s)
+
+    def _exchange(self, header: dict, prompt: list[int], cancelled: Callable[[], bool]) -> dict | None:
+        """The daemon's answer to one request; None when cancelled first. Only the prompt's ids
+        after those it shares with the document's last one on this connection are sent. A
+        kept-alive connection that the daemon closed (it restarted) is retried once on a new one."""
+        import httpx
+
+        if cancelled():
+            return None
+        document = header["fimls_session"]
         for attempt in (0, 1):
-            reused = self._connection is not None
-            connection = self._connection or _UnixConnection(self.socket, self.options.stall_s)
-            self._connection = connection
+            reused = self._frames is not None
+            connection = self._frames
             try:
-                connection.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
-                raw = connection.getresponse()
-                break
-            except (OSError, http.client.HTTPException) as error:
-                connection.close()
-                self._connection = None
-                if not (reused and attempt == 0):
-                    raise _as_httpx(error) from None
-        response = _DaemonResponse(raw, connection.sock)
+                if connection is None:
+                    connection = self._frames = self._connect()
+                    self._sent = frames.Prompts()  # the daemon's memory of this connection starts empty too
+                last = self._sent.get(document)
+                keep = frames.shared_prefix(last, prompt) if last else 0
+                if header != self._header[0]:  # a keystroke's is the last one's: encoded once
+                    self._header = (header, frames.encode_header(header))
+                answering = [True]
+
+                def hang_up(connection=connection) -> None:  # a superseded request: the daemon stops it at once
+                    if answering[0]:
+                        _shut(connection)
+
+                on_cancel = getattr(cancelled, "on_cancel", None)
+                if on_cancel is not None:
+                    on_cancel(hang_up)
+                try:
+                    connection.sendall(frames.pack(self._header[1], prompt[keep:], keep))
+                    answer, _ids = frames.receive(connection)
+                finally:
+                    answering[0] = False
+                if "error" in answer:
+                    self._sent.forget(document)
+                else:
+                    self._sent.put(document, prompt)
+                return answer
+            except (OSError, frames.BadFrame) as error:
+                if isinstance(error, BlockingIOError):  # SO_RCVTIMEO ran out
+                    error = TimeoutError(f"no answer within {self.options.stall_s:g}s")
+                if connection is not None:
+                    connection.close()
+                self._frames = None
+                if cancelled():
+                    return None
+                if reused and attempt == 0 and not isinstance(error, (TimeoutError, frames.BadFrame)):
+                    continue
+                if isinstance(error, frames.BadFrame):
+                    raise ServerError(f"{self._where()} sent a malformed answer ({error})") from None
+                failure = _as_httpx(error)
+                if isinstance(failure, httpx.RemoteProtocolError):
+                    raise ServerError(f"{self._where()} closed the connection in the middle of a completion ({error}).") from None
+                raise ServerError(self._failure(failure)) from None
+        return None  # not reached: the second attempt returns or raises
+
+    def _connect(self) -> socket.socket:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The stall limit in the kernel (SO_RCVTIMEO) rather than Python's socket timeout, which
+        # polls before every read: a blocking socket reads an answer in one call.
+        stall = min(self.options.stall_s, self.options.timeout_s)
+        seconds = int(stall)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, int((stall - seconds) * 1e6)))
         try:
-            yield response
-        finally:
-            if not raw.isclosed():  # not read to its end: this connection cannot carry another request
-                connection.close()
-                if self._connection is connection:
-                    self._connection = None
+            connection.connect(str(self.socket))
+            connection.sendall(frames.MAGIC)
+        except OSError:
+            connection.close()
+            raise
+        return connection
 
     def _failure(self, error) -> str:
         import httpx
@@ -250,59 +338,32 @@ class DaemonBackend(ServerBackend):
     def _extensions(self, session: str, rules: StopRules | None, candidates: int, temperature: float) -> dict:
         return {
             "fimls_session": f"{self.client_id}:{session}",
-            "fimls_rules": None if rules is None else {**asdict(rules), "stop_strings": list(rules.stop_strings)},
+            "fimls_rules": None if rules is None else {
+                "single_line": rules.single_line, "cursor_block_indent": rules.cursor_block_indent,
+                "stop_strings": list(rules.stop_strings),
+            },
             "n": candidates,
             "fimls_speculative_tokens": self.speculative_tokens,
         }
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float):
-        super().__init__("fimls-daemon", timeout=timeout)
-        self.path = path
+class _Status:
+    """What `_check_status` reads of a response: an error frame's status."""
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(str(self.path))
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+    def __init__(self, status_code: int):
+        self.status_code = status_code
 
 
-class _DaemonResponse:
-    """What the server backend reads of a response, over `http.client`, failures as httpx's."""
+def _generation(fields: dict) -> Generation:
+    return Generation(**{**fields, "first_choices": [tuple(choice) for choice in fields.get("first_choices", ())]})
 
-    def __init__(self, raw: http.client.HTTPResponse, sock: socket.socket | None):
-        self.raw = raw
-        self.sock = sock
-        self.status_code = raw.status
-        self.headers = {name.lower(): value for name, value in raw.getheaders()}
 
-    def read(self) -> bytes:
-        try:
-            return self.raw.read()
-        except (OSError, http.client.HTTPException) as error:
-            raise _as_httpx(error) from None
-
-    def iter_lines(self):
-        while True:
-            try:
-                line = self.raw.readline()
-            except (OSError, http.client.HTTPException, ValueError) as error:
-                raise _as_httpx(error) from None
-            if not line:
-                return
-            yield line.decode("utf-8", "replace").rstrip("\r\n")
-
-    def hang_up(self) -> None:
-        if self.sock is not None:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+def _shut(connection: socket.socket) -> None:
+    """Shutting the socket down wakes the read that waits for the answer, in another thread."""
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _as_httpx(error: BaseException):

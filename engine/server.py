@@ -135,15 +135,18 @@ class ServerBackend:
         rendering = time.perf_counter()
         prompt = self.render(parts)
         render_s = time.perf_counter() - rendering
+        self._check_window(prompt, max_new_tokens)
+        extensions = self._extensions(session, rules, candidates, temperature)
+        with self._lock:
+            streamed = self._stream(prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules, extensions)
+        return self._completion(streamed, rules, len(prompt), render_s)
+
+    def _check_window(self, prompt: list[int], max_new_tokens: int) -> None:
         if len(prompt) + max_new_tokens + 1 > self.window:
             raise ValueError(
                 f"prompt of {len(prompt)} tokens plus {max_new_tokens} new tokens exceeds the window of "
                 f"{self.window}; lower the prefix/suffix budgets"
             )
-        extensions = self._extensions(session, rules, candidates, temperature)
-        with self._lock:
-            streamed = self._stream(prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules, extensions)
-        return self._completion(streamed, rules, len(prompt), render_s)
 
     def _extensions(self, session: str, rules: StopRules | None, candidates: int, temperature: float) -> dict:
         """Request fields beyond OpenAI's; a team's server gets none."""

@@ -19,6 +19,7 @@ import pytest
 
 from conftest import run_fimls, stop_daemon, wait_for
 from fimls.bench.wire import WireClient
+from fimls.engine import frames
 
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return self.\n"
 CURSOR = (9, len("    return self."))  # 0-based line and character; the test model completes it
@@ -260,6 +261,98 @@ def test_a_client_that_hangs_up_mid_stream_frees_its_request_at_once(run_dir, wo
         after = _daemon(run_dir)
         assert after["disconnected"] == before.get("disconnected", 0) + 1
         assert after["generated_tokens"] - before["generated_tokens"] < 400  # the abandoned one never finished
+    finally:
+        window.close()
+
+
+def _frames_connection(run_dir: Path) -> socket.socket:
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.settimeout(60)
+    raw.connect(str(_socket(run_dir)))
+    raw.sendall(frames.MAGIC)
+    return raw
+
+
+def test_a_window_sends_only_what_changed_and_answers_as_the_in_process_engine(run_dir, workspace, test_model_dir):
+    window = _window(run_dir, workspace, test_model_dir)
+    try:
+        assert _status(window)["state"] == "ready", window.stderr()
+        uri = _open(window, workspace, "main.py")
+        expected = _expected(workspace, test_model_dir)
+        assert _complete(window, uri) == [expected]
+        before = _daemon(run_dir)
+        assert _complete(window, uri) == [expected]  # the same prompt again: no id crosses
+        after = _daemon(run_dir)
+        assert after["prompt_ids_received"] == before["prompt_ids_received"]
+        assert after["prompt_tokens"] > before["prompt_tokens"]
+        # An edit after the cursor: the prompt changes in its middle; what follows is sent again.
+        edited = TEXT + "\n\ndef div(a, b):\n    return a / b\n"
+        (workspace / "app" / "main.py").write_text(edited)
+        window.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": edited}]})
+        assert _complete(window, uri) == [_expected(workspace, test_model_dir)]
+        last = _daemon(run_dir)
+        sent, prompted = last["prompt_ids_received"] - after["prompt_ids_received"], last["prompt_tokens"] - after["prompt_tokens"]
+        assert 0 < sent < prompted, (sent, prompted)
+    finally:
+        window.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_frames_client_that_hangs_up_mid_request_frees_the_model_at_once(run_dir, workspace, test_model_dir):
+    window = _window(run_dir, workspace, test_model_dir)
+    try:
+        assert _status(window)["state"] == "ready", window.stderr()
+        model = _daemon(run_dir, "/v1/models")["data"][0]["id"]
+        header = {"model": model, "max_tokens": 400, "fimls_session": "raw", "fimls_speculative_tokens": 0}
+        prompt = [32013] + [15] * 40  # no stop rules, no end tokens: it runs to max_tokens
+
+        started = time.perf_counter()
+        with _frames_connection(run_dir) as raw:
+            raw.sendall(frames.pack(header, prompt))
+            answer, _ = frames.receive(raw)
+        whole = time.perf_counter() - started
+        assert answer["generation"]["stop_reason"] == "length" and len(answer["generation"]["token_ids"]) == 400
+        expected, uri = _expected(workspace, test_model_dir), _open(window, workspace, "main.py")
+        before = _daemon(run_dir)
+        with _frames_connection(run_dir) as raw:
+            raw.sendall(frames.pack({**header, "fimls_session": "raw-2"}, prompt))
+            assert wait_for(lambda: _daemon(run_dir)["generating"] == 1, timeout=30, interval=0.005)
+        waited = time.perf_counter()
+        assert _complete(window, uri) == [expected]
+        assert time.perf_counter() - waited < whole / 2, whole
+        after = _daemon(run_dir)
+        assert after["disconnected"] == before.get("disconnected", 0) + 1
+        assert after["generated_tokens"] - before["generated_tokens"] < 400  # the abandoned one never finished
+    finally:
+        window.close()
+
+
+def test_bad_frames_get_a_clear_error_and_the_daemon_keeps_serving(run_dir, workspace, test_model_dir):
+    window = _window(run_dir, workspace, test_model_dir)
+    try:
+        assert _status(window)["state"] == "ready", window.stderr()
+        model = _daemon(run_dir, "/v1/models")["data"][0]["id"]
+        good = {"model": model, "max_tokens": 3, "fimls_session": "bad"}
+        with _frames_connection(run_dir) as raw:
+            for header, ids, keep, status, said in [
+                ({**good, "model": "nope"}, [1], 0, 404, "not loaded"),
+                (good, [10 ** 9], 0, 400, "vocabulary"),
+                (good, [], 0, 400, "non-empty"),
+                (good, [1], 5, 400, "keeps 5 ids of a last prompt of 0"),
+                ({**good, "max_tokens": 0}, [1], 0, 400, "max_tokens"),
+                (good, [1] * 20000, 0, 400, "window"),
+            ]:
+                raw.sendall(frames.pack(header, ids, keep))
+                answer, _ = frames.receive(raw)
+                assert answer["status"] == status and said in answer["error"]["message"], answer
+            raw.sendall(frames.pack(good, [32013, 15, 15]))  # the same connection still serves
+            answer, _ = frames.receive(raw)
+            assert answer["generation"]["stop_reason"] in ("eos", "length", "rule"), answer
+            raw.sendall(b"\x00\x00\x00\x00")  # not a frame: an error, then the connection ends
+            answer, _ = frames.receive(raw)
+            assert answer["status"] == 400 and "a frame of 0 bytes" in answer["error"]["message"]
+            assert raw.recv(1) == b""
+        assert _complete(window, _open(window, workspace, "main.py")) == [_expected(workspace, test_model_dir)]
     finally:
         window.close()
 

@@ -298,7 +298,7 @@ def test_a_window_sends_only_what_changed_and_answers_as_the_in_process_engine(r
 
 
 @pytest.mark.timeout(300)
-def test_a_frames_client_that_hangs_up_mid_request_frees_the_model_at_once(run_dir, workspace, test_model_dir):
+def test_a_frames_client_that_hangs_up_frees_the_model_at_once_and_bad_frames_get_a_clear_error(run_dir, workspace, test_model_dir):
     window = _window(run_dir, workspace, test_model_dir)
     try:
         assert _status(window)["state"] == "ready", window.stderr()
@@ -323,15 +323,7 @@ def test_a_frames_client_that_hangs_up_mid_request_frees_the_model_at_once(run_d
         after = _daemon(run_dir)
         assert after["disconnected"] == before.get("disconnected", 0) + 1
         assert after["generated_tokens"] - before["generated_tokens"] < 400  # the abandoned one never finished
-    finally:
-        window.close()
-
-
-def test_bad_frames_get_a_clear_error_and_the_daemon_keeps_serving(run_dir, workspace, test_model_dir):
-    window = _window(run_dir, workspace, test_model_dir)
-    try:
-        assert _status(window)["state"] == "ready", window.stderr()
-        model = _daemon(run_dir, "/v1/models")["data"][0]["id"]
+        # Bad frames: each gets one sentence, and the connection, the daemon and the window go on.
         good = {"model": model, "max_tokens": 3, "fimls_session": "bad"}
         with _frames_connection(run_dir) as raw:
             for header, ids, keep, status, said in [
@@ -352,7 +344,7 @@ def test_bad_frames_get_a_clear_error_and_the_daemon_keeps_serving(run_dir, work
             answer, _ = frames.receive(raw)
             assert answer["status"] == 400 and "a frame of 0 bytes" in answer["error"]["message"]
             assert raw.recv(1) == b""
-        assert _complete(window, _open(window, workspace, "main.py")) == [_expected(workspace, test_model_dir)]
+        assert _complete(window, uri) == [expected]
     finally:
         window.close()
 

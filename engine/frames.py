@@ -47,9 +47,10 @@ def pack(header: dict | bytes, token_ids: Sequence[int] = (), keep: int = 0) -> 
     return _LENGTHS.pack(8 + len(head) + len(ids), len(head), keep) + head + ids
 
 
-def _unpack(frame: memoryview, last: tuple[bytes, dict] | None = None) -> tuple[dict, int, array]:
-    """The header, keep and ids of a frame (after its length); `last`: the last header's bytes
-    and what they decoded to, given back as the same object when this one is the same."""
+def _unpack(frame: memoryview, last: tuple[bytes, dict] | None = None) -> tuple[dict, int, array, bytes]:
+    """The header, keep and ids of a frame (after its length), and the header's bytes; `last`:
+    the last header's bytes and what they decoded to, given back as the same object when this
+    one is the same."""
     if len(frame) < 8:
         raise BadFrame("a frame too short for its lengths.")
     head_length, keep = struct.unpack_from("<II", frame)
@@ -67,7 +68,7 @@ def _unpack(frame: memoryview, last: tuple[bytes, dict] | None = None) -> tuple[
             raise BadFrame("a frame's header is not a JSON object.")
     ids = array(_IDS)
     ids.frombytes(frame[8 + head_length:])
-    return header, keep, ids
+    return header, keep, ids, head
 
 
 class Reader:
@@ -88,9 +89,8 @@ class Reader:
                 return
             frame = memoryview(bytes(self._buffer[4: 4 + length]))
             del self._buffer[: 4 + length]
-            header, keep, ids = _unpack(frame, self._last)
-            head_length = struct.unpack_from("<I", frame)[0]
-            self._last = (bytes(frame[8: 8 + head_length]), header)
+            header, keep, ids, head = _unpack(frame, self._last)
+            self._last = (head, header)
             yield header, keep, ids
 
 
@@ -107,7 +107,7 @@ def receive(sock: socket.socket) -> tuple[dict, array]:
         data += more
     if len(data) > 4 + length:
         raise BadFrame("more than one answer to one request.")
-    header, _keep, ids = _unpack(memoryview(data)[4:])
+    header, _keep, ids, _head = _unpack(memoryview(data)[4:])
     return header, ids
 
 def _frame_length(data: bytes) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 GROUPS = (
     ("int4 matmul", ("int4", "gptq", "dequant", "woq", "_weight_int")),
     ("dense matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
-    ("attention", ("scaled_dot_product", "flash_attention", "softmax")),
+    ("attention", ("scaled_dot_product", "flash_attention", "softmax", "aten::bmm")),
     ("cache update", ("index_copy", "aten::cat", "index_put", "copy_", "slice_scatter")),
     ("sampling", ("argmax", "topk", "multinomial", "sort")),
 )
@@ -33,7 +33,7 @@ def _group(name: str) -> str:
     return "other tensor work"
 
 
-def profile(shape: str, prompt_tokens: int = 256, steps: int = 32) -> dict[str, Any]:
+def profile(shape: str, prompt_tokens: int = 256, steps: int = 32, forward: str = "lean") -> dict[str, Any]:
     import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
@@ -49,8 +49,8 @@ def profile(shape: str, prompt_tokens: int = 256, steps: int = 32) -> dict[str, 
         from fimls.bench.random_gptq import write_random_gptq
 
         path = write_random_gptq(shape, cache_root() / f"bench-{shape}", ensure_test_model())
-    engine = load_engine(Settings(model=str(path), device="cpu", speculative_tokens=0, backend="inprocess"))
-    model, device = engine.loaded.model, engine.loaded.device
+    engine = load_engine(Settings(model=str(path), device="cpu", speculative_tokens=0, backend="inprocess", cpu_forward=forward))
+    model, device = engine.forward, engine.loaded.device
     rng = random.Random(0)
     prompt = [rng.randrange(100, 32000) for _ in range(prompt_tokens)]
 
@@ -85,7 +85,7 @@ def profile(shape: str, prompt_tokens: int = 256, steps: int = 32) -> dict[str, 
     with torch.inference_mode():
         plain = decode(cache, first, len(prompt) + 8 + steps, steps)
     return {
-        "bench": "cpu_profile", "shape": shape, "kernel": engine.loaded.kernel, "dtype": str(engine.loaded.dtype),
+        "bench": "cpu_profile", "shape": shape, "forward": engine.forward_kind, "kernel": engine.loaded.kernel, "dtype": str(engine.loaded.dtype),
         "threads": torch.get_num_threads(), "context_tokens": prompt_tokens + 8, "steps": steps,
         "decode_step_ms": round(sum(plain) / len(plain) * 1000, 3),
         "profiled_step_ms": round(step_ms, 3),
@@ -103,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="cpu-medium", choices=["cpu-medium", "test-model"])
     parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--forward", default="lean", choices=["lean", "transformers"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    report = profile(args.shape, steps=args.steps)
+    report = profile(args.shape, steps=args.steps, forward=args.forward)
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))
     return 0
 

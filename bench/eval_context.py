@@ -1,6 +1,6 @@
 """`fimls eval-context`: a model-free retrieval benchmark anyone can rerun on any repository.
 
-`make-cases` finds, in every Python, JavaScript/TypeScript and Go file, uses of names imported
+`make-cases` (the default `--resolver fimls`) finds, in every Python, JavaScript/TypeScript and Go file, uses of names imported
 from another file of the same repository (for Go: defined in another file of the same package, or
 in an imported package of the repository; for JS/TS namespace imports: used as `ns.name`); the
 gold answer is that name's definition (file and line span), behind re-exports where there are any. The cursor is placed
@@ -9,6 +9,11 @@ right after the name (and its `(` or `.`), where a model needs the definition to
 of cases whose gold definition line is inside the packed context), `mrr` (of the gold among the
 ranker's candidates), `noise` (share of packed tokens from files other than the gold file) and
 `build_p95_ms`.
+
+Those gold answers come from the same import resolution the `imports` ranker uses, so `imports`
+and `fused` cannot miss them: their figures are an upper bound. `make-cases --resolver jedi` takes
+Python gold answers from jedi instead, including names reached through attributes and types
+(`inferred` cases), and `run` then reports recall per kind.
 """
 
 from __future__ import annotations
@@ -34,10 +39,18 @@ def _index(repo: Path):
     return builder.index, builder
 
 
-def make_cases(repo: Path, max_cases: int, seed: int = 0) -> list[dict[str, Any]]:
+def make_cases(repo: Path, max_cases: int, seed: int = 0, resolver: str = "fimls") -> list[dict[str, Any]]:
+    """`resolver` "fimls": every language, gold answers from fimls' own import resolution (so the
+    `imports` ranker cannot miss them: an upper bound); "jedi": Python, gold answers from jedi's
+    goto-definition, split into `imported` and `inferred` cases (bench/jedi_cases.py)."""
     from fimls.context.imports import cached_definitions
 
     index, builder = _index(repo)
+    if resolver == "jedi":
+        from fimls.bench.jedi_cases import make_jedi_cases
+
+        python = sorted(p for p in index.files if p.endswith(".py"))
+        return make_jedi_cases(repo, python, lambda p: index.files[p].text, max_cases, seed)
     paths = sorted(p for p in index.files if _language_of_case(p) is not None)
     rng = random.Random(seed)
     cases = []
@@ -136,6 +149,7 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
         for budget in budgets:
             found = reciprocal = noise_tokens = total_tokens = 0.0
             timings = []
+            found_by_kind: dict[str, list[int]] = {}  # kind -> [found, cases]
             for case in cases:
                 text = index.files[case["file"]].text
                 window, gold_line = windows[id(case)], case["gold_start"]
@@ -149,7 +163,12 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
                     snippets = pack(candidates, budget, count_tokens)
                 timings.append((time.perf_counter() - started) * 1000)
                 hit = lambda path, start, end: path == case["gold_path"] and start <= gold_line < end  # noqa: E731
-                found += any(hit(s.path, s.start_line, s.end_line) for s in snippets)
+                packed = any(hit(s.path, s.start_line, s.end_line) for s in snippets)
+                found += packed
+                if "kind" in case:
+                    tally = found_by_kind.setdefault(case["kind"], [0, 0])
+                    tally[0] += packed
+                    tally[1] += 1
                 rank = next((i for i, c in enumerate(candidates, 1) if hit(c.path, c.start_line, c.end_line)), None)
                 reciprocal += 1 / rank if rank else 0
                 for snippet in snippets:
@@ -162,6 +181,9 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
                 "mrr": round(reciprocal / len(cases), 4) if cases else None,
                 "noise": round(noise_tokens / total_tokens, 4) if total_tokens else None,
                 "build_p95_ms": round(percentile(timings, 95), 2) if timings else None,
+                **({"recall_by_kind": {kind: round(hit / total, 4) for kind, (hit, total) in sorted(found_by_kind.items())},
+                    "cases_by_kind": {kind: total for kind, (_, total) in sorted(found_by_kind.items())}}
+                   if found_by_kind else {}),
             })
     return {"bench": "eval-context", "repo": str(repo), "files": len(index.files), "results": results}
 
@@ -170,7 +192,7 @@ def main(args) -> int:
     from fimls.stdio import print_out
 
     if args.eval_command == "make-cases":
-        cases = make_cases(Path(args.repo), args.max, args.seed)
+        cases = make_cases(Path(args.repo), args.max, args.seed, getattr(args, "resolver", "fimls"))
         with open(args.out, "w", encoding="utf-8") as out:
             for case in cases:
                 out.write(json.dumps(case) + "\n")

@@ -75,11 +75,12 @@ def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_token
         model=str(path), device=device, speculative_tokens=0, backend="inprocess", gptq_backend=gptq_backend,
     ))
     model, dev = engine.loaded.model, engine.loaded.device
+    forward = engine.forward  # what the engine decodes with (the lean forward on CPU)
     rng = random.Random(0)
     no_stops: frozenset[int] = frozenset()
 
     def run(prompt, new_tokens):
-        return generate(model, engine.session, prompt, max_new_tokens=new_tokens, stop_ids=no_stops,
+        return generate(forward, engine.session, prompt, max_new_tokens=new_tokens, stop_ids=no_stops,
                         device=dev, decode_forward=engine.decode_forward,
                         clock=lambda: (_sync(dev), time.perf_counter())[1])
 
@@ -89,6 +90,7 @@ def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_token
         "dtype": str(engine.loaded.dtype),
         "cuda_graphs": engine.decode_forward is not None,
         "static_cache": engine.static_cache,
+        "forward": engine.forward_kind,
     }
     for length in prompt_lengths:
         prompt = [rng.randrange(100, 32000) for _ in range(length)]

@@ -71,3 +71,39 @@ def write_random_gptq(shape: str, out: Path, tokenizer_dir: Path, seed: int = 0)
         shutil.copy(tokenizer_dir / name, out / name)
     stamp.write_text(json.dumps({"shape": shape, "seed": seed}))
     return out
+
+
+def write_dense_twin(gptq_dir: Path, out: Path) -> Path:
+    """The same weights dequantized (scale x (code - zero), GPTQ v1's zero points stored minus
+    one) into a plain float16 Llama checkpoint: what llama.cpp's converter and quantizer take,
+    so fimls and llama.cpp run the same random model."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    stamp = out / "fimls-dense-twin.json"
+    source = json.loads((gptq_dir / "fimls-random-gptq.json").read_text())
+    if stamp.is_file() and json.loads(stamp.read_text()) == source:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    packed = load_file(str(gptq_dir / "model.safetensors"))
+    shifts = torch.arange(0, 32, 4, dtype=torch.int32)
+    dense: dict[str, torch.Tensor] = {}
+    for name, tensor in packed.items():
+        if name.endswith(".qweight"):
+            base = name.removesuffix(".qweight")
+            codes = ((tensor.unsqueeze(1) >> shifts.view(1, 8, 1)) & 0xF).reshape(-1, tensor.shape[1])  # [in, out]
+            zeros = ((packed[f"{base}.qzeros"].unsqueeze(2) >> shifts.view(1, 1, 8)) & 0xF).reshape(-1, codes.shape[1]) + 1
+            group = packed[f"{base}.g_idx"].long()
+            weight = packed[f"{base}.scales"].float()[group] * (codes - zeros[group]).float()
+            dense[f"{base}.weight"] = weight.t().contiguous().to(torch.float16)
+        elif not name.endswith((".qzeros", ".scales", ".g_idx")):
+            dense[name] = tensor.to(torch.float16)
+    save_file(dense, str(out / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((gptq_dir / "config.json").read_text())
+    config.pop("quantization_config", None)
+    config["torch_dtype"] = "float16"
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        shutil.copy(gptq_dir / name, out / name)
+    stamp.write_text(json.dumps(source))
+    return out

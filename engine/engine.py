@@ -31,10 +31,12 @@ class Engine:
         speculative_tokens: int = 0,
         static_cache: bool = False,
         compile_decode: bool = False,
+        cpu_forward: str = "lean",
     ):
         """`static_cache` keeps the KV cache in fixed buffers of `max_cached_tokens` positions, and
         `compile_decode` runs the one-token decode step through `torch.compile` in
-        `reduce-overhead` mode (CUDA graphs): together, the decode path of gpt-fast."""
+        `reduce-overhead` mode (CUDA graphs): together, the decode path of gpt-fast.
+        `cpu_forward` "lean": on CPU, a Llama model runs through `cpu_forward.LeanLlama`."""
         self.loaded = loaded
         self.layout = layout
         self.speculative_tokens = speculative_tokens
@@ -48,6 +50,19 @@ class Engine:
             make_cache = lambda: StaticCache(config=config, max_cache_len=max_cached_tokens)  # noqa: E731
         else:
             make_cache = lambda: DynamicCache(config=config)  # noqa: E731
+        # What the decode path calls for a forward pass: the model, or the lean CPU forward.
+        self.forward = loaded.model
+        self.forward_kind = "transformers"
+        if cpu_forward == "lean" and loaded.device.type == "cpu" and not static_cache:
+            from fimls.engine.cpu_forward import LeanLlama, supports
+
+            reason = supports(loaded.model)
+            if reason is None:
+                self.forward = LeanLlama(loaded.model)
+                self.forward_kind = "lean"
+                make_cache = self.forward.new_cache
+            else:
+                log.info("transformers' forward on CPU: %s", reason)
         self.sessions = SessionPool(make_cache, max_cached_tokens, static_cache)
         self.decode_forward = None
         if compile_decode:
@@ -71,7 +86,8 @@ class Engine:
 
     def describe(self) -> str:
         loaded = self.loaded
-        return f"{loaded.name} ready on {loaded.device} ({loaded.kernel}) in {loaded.load_seconds:.1f}s"
+        forward = ", lean forward" if self.forward_kind == "lean" else ""
+        return f"{loaded.name} ready on {loaded.device} ({loaded.kernel}{forward}) in {loaded.load_seconds:.1f}s"
 
     @property
     def window(self) -> int:
@@ -191,7 +207,7 @@ class Engine:
             judge = finished
             finished = lambda token_ids: (progress(token_ids), judge(token_ids))[1]  # noqa: E731
         return generate(
-            self.loaded.model,
+            self.forward,
             kv,
             prompt,
             max_new_tokens=max_new_tokens,
@@ -274,7 +290,7 @@ def open_engine(
     cuda_fast_path = spec.cuda_graphs and loaded.device.type == "cuda"
     engine = Engine(
         loaded, max_cached_tokens=max_cached_tokens, layout=layout, speculative_tokens=speculative_tokens,
-        static_cache=cuda_fast_path, compile_decode=cuda_fast_path,
+        static_cache=cuda_fast_path, compile_decode=cuda_fast_path, cpu_forward=spec.cpu_forward,
     )
     engine.warm_up()
     return engine

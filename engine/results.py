@@ -52,6 +52,7 @@ class ModelSpec:
     offline: bool = False
     trust_remote_code: bool = False
     cuda_graphs: bool = True
+    cpu_forward: str = "lean"
 
     @property
     def id(self) -> str:

@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     peer_bench.add_argument("--typists", default="1,2,4,8", help="numbers of simulated typists sharing one llama-server")
     peer_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
+    cpu_bench = benches.add_parser("cpu", help="the in-process engine on CPU beside llama.cpp: same shape and weights, prefill, decode, replay")
+    cpu_bench.add_argument("--file", default=None, help="source file to replay (default: one shipped in bench/data)")
+    cpu_bench.add_argument("--keystrokes", type=int, default=40)
+    cpu_bench.add_argument("--repetitions", type=int, default=3, help="runs of each speed measure (median; llama-bench's mean)")
+    cpu_bench.add_argument("--llama-cpp", default=None, help="folder with llama-bench, llama-quantize, llama-server (default: .venv/llama.cpp)")
+    cpu_bench.add_argument("--json", action="store_true", help="print only the JSON object")
+
     soak_bench = benches.add_parser("soak", help="the real server under bursts, cancellations, file events and settings changes")
     soak_bench.add_argument("--model", default=None, help="default: the offline test model")
     soak_bench.add_argument("--seconds", type=float, default=600, help="length after a warm-up of 10%% (5-30 s)")
@@ -87,11 +94,14 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluation = commands.add_parser("eval-context", help="model-free retrieval benchmark on any repository")
     eval_commands = evaluation.add_subparsers(dest="eval_command", required=True)
-    make_cases = eval_commands.add_parser("make-cases", help="cases: uses of names imported from the same repository")
+    make_cases = eval_commands.add_parser("make-cases", help="cases: uses of names defined in another file of the same repository")
     make_cases.add_argument("--repo", required=True)
     make_cases.add_argument("--out", required=True)
     make_cases.add_argument("--max", type=int, default=300)
     make_cases.add_argument("--seed", type=int, default=0)
+    make_cases.add_argument("--resolver", choices=["fimls", "jedi"], default="fimls",
+                            help="who gives the gold answers: fimls' import resolution (every language; an upper bound "
+                            "for `imports`), or jedi's goto-definition (Python; `imported` and `inferred` cases)")
     eval_run = eval_commands.add_parser("run", help="recall, mrr, noise and build time per ranker and budget")
     eval_run.add_argument("--repo", required=True)
     eval_run.add_argument("--cases", required=True)
@@ -142,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "complete":
         return _complete(args)
     if args.command == "bench":
-        from fimls.bench import context_bench, engine_bench, gpu_bench, lsp_bench, peer_bench, soak_bench
+        from fimls.bench import context_bench, cpu_bench, engine_bench, gpu_bench, lsp_bench, peer_bench, soak_bench
 
         benches = {
             "engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench, "context": context_bench, "soak": soak_bench,
-            "peer": peer_bench,
+            "peer": peer_bench, "cpu": cpu_bench,
         }
         return benches[args.bench].main(args)
     if args.command == "eval-context":

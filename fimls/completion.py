@@ -133,6 +133,7 @@ def model_spec(settings: Settings):
     return ModelSpec(
         settings.model, device=settings.device, gptq_backend=settings.gptq_backend, dtype=settings.dtype,
         offline=settings.offline, trust_remote_code=settings.trust_remote_code, cuda_graphs=settings.cuda_graphs,
+        cpu_forward=settings.cpu_forward,
     )
 
 

@@ -98,6 +98,13 @@ class Settings(BaseModel):
         description="On CUDA: a static KV cache and a decode step compiled with CUDA graphs "
         "(torch.compile reduce-overhead); falls back to eager decoding with a log line if it fails.",
     )
+    cpu_forward: Literal["lean", "transformers"] = Field(
+        "lean",
+        description="On CPU: `lean` runs Llama models through fimls' own forward pass (the model's "
+        "weights, its int4 kernel called directly, a KV cache that grows without copying per token; "
+        "logits bit-identical to transformers', decoding faster); `transformers` through "
+        "transformers' forward.",
+    )
     debounce_min_ms: int = Field(
         20, ge=0, le=2000, description="Shortest wait before an automatic request runs the model."
     )
@@ -182,7 +189,7 @@ def parse_settings(options: object) -> Settings:
 
 # Fields whose change needs the model loaded again; the others apply to the next request.
 RELOAD_FIELDS = frozenset({
-    "model", "device", "gptq_backend", "dtype", "offline", "trust_remote_code", "cuda_graphs",
+    "model", "device", "gptq_backend", "dtype", "offline", "trust_remote_code", "cuda_graphs", "cpu_forward",
     "backend", "server_url", "server_model", "server_api_key_env", "server_timeout_s", "server_stall_s",
 })
 

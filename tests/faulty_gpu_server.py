@@ -1,7 +1,7 @@
 """`fimls` with a simulated faulty accelerator, for tests on machines without a GPU.
 
-While the file named by $FIMLS_TEST_FAULT exists, every forward pass of the (transformers) Llama
-model raises: `torch.OutOfMemoryError` when the file says "oom", a RuntimeError otherwise. This
+While the file named by $FIMLS_TEST_FAULT exists, every forward pass of the model raises (at its
+token embedding, the first operation of transformers' forward and of fimls' lean CPU forward): `torch.OutOfMemoryError` when the file says "oom", a RuntimeError otherwise. This
 stands in for the GPU, a third-party component; fimls itself runs unchanged.
 """
 
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import fimls  # noqa: F401  (sets GPTQMODEL_CPU_WORKERS before model libraries are imported)
 import torch
-from transformers.models.llama import modeling_llama
 
 FAULT = Path(os.environ["FIMLS_TEST_FAULT"])
-_forward = modeling_llama.LlamaModel.forward
+_forward = torch.nn.Embedding.forward
 
 
 def faulty_forward(self, *args, **kwargs):
@@ -25,7 +24,7 @@ def faulty_forward(self, *args, **kwargs):
     return _forward(self, *args, **kwargs)
 
 
-modeling_llama.LlamaModel.forward = faulty_forward
+torch.nn.Embedding.forward = faulty_forward
 
 if __name__ == "__main__":
     from fimls.cli import main

@@ -1,6 +1,6 @@
 """An OpenAI-compatible completions endpoint that misbehaves on demand, for the server-backend
 fault tests (a real server cannot be made to fail each way on cue): it streams a fixed completion,
-or answers 401/404/429/500, stalls mid-stream, sends malformed SSE, or drops the connection. It
+or answers 401/404/429/500, stalls mid-stream, sends malformed SSE, or drops the connection (mid-stream, or once before answering). It
 also records whether the client went away while it was streaming. Loopback only."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ COMPLETION = ["    return", " a", " *", " b", "\n", "\n", "\n", "def div(a, b):"
 
 class MisbehavingServer:
     def __init__(self) -> None:
-        self.mode = "ok"  # ok | 401 | 404 | 429 | 500 | stall | malformed | die | slow | text-only
+        self.mode = "ok"  # ok | 401 | 404 | 429 | 500 | stall | malformed | die | slow | text-only | drop-once
         self.requests: list[dict] = []
         self.client_left = threading.Event()
         server = self
@@ -45,6 +45,13 @@ class MisbehavingServer:
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 server.requests.append({"payload": payload, "headers": dict(self.headers)})
                 mode = server.mode
+                if mode == "drop-once":
+                    # A kept-alive connection closed as the next request arrives, nothing answered:
+                    # the race every HTTP client meets (llama-server closes its idle connections).
+                    server.mode = "ok"
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 if mode in ("401", "429", "500"):
                     self._json(int(mode), {"error": {"message": f"simulated {mode}"}})
                     return

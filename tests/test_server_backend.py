@@ -61,6 +61,18 @@ def test_a_completion_streams_and_a_stop_rule_closes_the_stream(fake, tokenizer_
     assert backend.model == "fake-coder"  # the first of GET /v1/models
 
 
+def test_a_connection_closed_before_any_answer_is_sent_again_once(fake, tokenizer_and_window):
+    backend = _backend(tokenizer_and_window, fake.url)
+    backend.warm_up()
+    before = len(fake.requests)
+    fake.mode = "drop-once"
+    completion = backend.complete(PARTS, max_new_tokens=32, rules=RULES)
+    assert completion.text == "    return a * b"
+    assert fake.mode == "ok"  # the drop really happened
+    assert len(fake.requests) == before + 2  # the dropped request, and the same one sent again
+    assert fake.requests[-1]["payload"] == fake.requests[-2]["payload"]
+
+
 @pytest.mark.parametrize("mode, sentence", [
     ("401", "refused the request (401 simulated 401); set serverApiKeyEnv"),
     ("404", "has no model 'fake-coder'"),

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fimls.bench.engine_bench import DEFAULT_FILE, keystroke_states
-from fimls.bench.peer_bench import LlamaServer, default_llama_server
-from fimls.lsp.stats import percentile
+from fimls.bench.peer_bench import LlamaServer, _summary, default_llama_server
 
 SHAPE = "cpu-medium"
 PROMPT_TOKENS = 256
@@ -67,19 +66,22 @@ def _llama_bench(binaries: Path, gguf: Path, repetitions: int) -> dict[str, floa
     return {"prefill_tps": round(prefill["avg_ts"], 1), "decode_ms": round(1000 / decode["avg_ts"], 3)}
 
 
+def _cold_greedy(engine, prompt: list[int], new_tokens: int):
+    """`new_tokens` greedy tokens after `prompt`, nothing cached, through the engine's decode path."""
+    from fimls.engine.decode import generate
+
+    engine.sessions.reset()
+    return generate(engine.forward, engine.session, prompt, max_new_tokens=new_tokens, stop_ids=frozenset(),
+                    device=engine.loaded.device, clock=time.perf_counter)
+
+
 def _engine_speed(engine, repetitions: int) -> dict[str, float]:
     """llama-bench's two measures, on the engine's own decode path: a cold prompt of
     PROMPT_TOKENS prefilled, and DECODE_TOKENS generated one at a time."""
-    from fimls.engine.decode import generate
-
     rng = random.Random(0)
-    no_stops: frozenset[int] = frozenset()
     prefills, decodes = [], []
     for _ in range(repetitions):
-        prompt = [rng.randrange(100, 32000) for _ in range(PROMPT_TOKENS)]
-        engine.sessions.reset()
-        made = generate(engine.forward, engine.session, prompt, max_new_tokens=DECODE_TOKENS + 1, stop_ids=no_stops,
-                        device=engine.loaded.device, clock=time.perf_counter)
+        made = _cold_greedy(engine, [rng.randrange(100, 32000) for _ in range(PROMPT_TOKENS)], DECODE_TOKENS + 1)
         prefills.append(PROMPT_TOKENS / made.first_token_s)
         decodes.append((made.total_s - made.first_token_s) * 1000 / DECODE_TOKENS)
     engine.sessions.reset()
@@ -95,8 +97,7 @@ def _replay(backend, settings, states, path: Path) -> dict[str, float]:
         completion = complete_text(backend, settings, document, cursor, str(path), str(path.parent))
         latencies.append((time.perf_counter() - started) * 1000)
         made.append(len(completion.completion.generation.token_ids))
-    return {"p50_ms": round(percentile(latencies, 50), 2), "p95_ms": round(percentile(latencies, 95), 2),
-            "tokens_per_key": round(sum(made) / len(made), 1)}
+    return {**_summary(latencies), "tokens_per_key": round(sum(made) / len(made), 1)}
 
 
 def _agreement(lean, plain, prompts: int) -> float:
@@ -104,18 +105,11 @@ def _agreement(lean, plain, prompts: int) -> float:
     token for token as transformers' forward does. Random weights give flat logits, where any
     difference in rounding would show as a different pick: the lean forward's logits are meant
     to be bit-identical, so this is 1.0 or a bug."""
-    from fimls.engine.decode import generate
-
     rng = random.Random(1)
     same = 0
     for _ in range(prompts):
         prompt = [rng.randrange(100, 32000) for _ in range(64)]
-        made = []
-        for engine in (lean, plain):
-            engine.sessions.reset()
-            made.append(generate(engine.forward, engine.session, prompt, max_new_tokens=MAX_NEW_TOKENS, stop_ids=frozenset(),
-                                 device=engine.loaded.device, clock=time.perf_counter).token_ids)
-        same += made[0] == made[1]
+        same += _cold_greedy(lean, prompt, MAX_NEW_TOKENS).token_ids == _cold_greedy(plain, prompt, MAX_NEW_TOKENS).token_ids
     return round(same / prompts, 3)
 
 

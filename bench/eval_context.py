@@ -192,7 +192,7 @@ def main(args) -> int:
     from fimls.stdio import print_out
 
     if args.eval_command == "make-cases":
-        cases = make_cases(Path(args.repo), args.max, args.seed, getattr(args, "resolver", "fimls"))
+        cases = make_cases(Path(args.repo), args.max, args.seed, args.resolver)
         with open(args.out, "w", encoding="utf-8") as out:
             for case in cases:
                 out.write(json.dumps(case) + "\n")

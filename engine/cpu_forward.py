@@ -149,15 +149,12 @@ class LeanLlama:
         if reason:
             raise ValueError(f"the lean CPU forward does not run this model: {reason}")
         config = model.config
-        self.model = model
-        self.config = config
         self.embed = model.model.embed_tokens
         self.layers = list(model.model.layers[: config.num_hidden_layers])
         self.norm = model.model.norm
         self.lm_head = model.lm_head
         self.rotary = model.model.rotary_emb
-        self.heads = config.num_attention_heads
-        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.heads = config.num_attention_heads  # as many key/value heads: `supports` checked
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.scaling = self.head_dim**-0.5
         self.dtype = self.embed.weight.dtype
@@ -171,7 +168,7 @@ class LeanLlama:
             self.down = [_projections([layer.mlp.down_proj], self.dtype) for layer in self.layers]
 
     def new_cache(self) -> GrowingCache:
-        return GrowingCache(len(self.layers), self.kv_heads, self.head_dim, self.dtype)
+        return GrowingCache(len(self.layers), self.heads, self.head_dim, self.dtype)
 
     def _attention(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:
         """SDPA called as transformers calls it for each case (no mask for one query, `is_causal`

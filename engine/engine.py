@@ -52,14 +52,12 @@ class Engine:
             make_cache = lambda: DynamicCache(config=config)  # noqa: E731
         # What the decode path calls for a forward pass: the model, or the lean CPU forward.
         self.forward = loaded.model
-        self.forward_kind = "transformers"
         if cpu_forward == "lean" and loaded.device.type == "cpu" and not static_cache:
             from fimls.engine.cpu_forward import LeanLlama, supports
 
             reason = supports(loaded.model)
             if reason is None:
                 self.forward = LeanLlama(loaded.model)
-                self.forward_kind = "lean"
                 make_cache = self.forward.new_cache
             else:
                 log.info("transformers' forward on CPU: %s", reason)
@@ -69,6 +67,11 @@ class Engine:
             import torch
 
             self.decode_forward = torch.compile(loaded.model.forward, mode="reduce-overhead", dynamic=False)
+
+    @property
+    def forward_kind(self) -> str:
+        """"lean" where the lean CPU forward runs, else "transformers"."""
+        return "transformers" if self.forward is self.loaded.model else "lean"
 
     @property
     def max_cached_tokens(self) -> int:

@@ -7,13 +7,16 @@ gold answer is that name's definition (file and line span), behind re-exports wh
 right after the name (and its `(` or `.`), where a model needs the definition to go on.
 `run` builds the context for every case with each ranker and budget and reports `recall` (share
 of cases whose gold definition line is inside the packed context), `mrr` (of the gold among the
-ranker's candidates), `noise` (share of packed tokens from files other than the gold file) and
-`build_p95_ms`.
+ranker's candidates), `noise` (share of packed tokens from files other than the gold file),
+`build_p95_ms`, and `recall_ambiguous` over the `ambiguous_cases`: those whose name the workspace
+defines more than once (per the symbol index), where finding the name is not enough.
 
 Those gold answers come from the same import resolution the `imports` ranker uses, so `imports`
 and `fused` cannot miss them: their figures are an upper bound. `make-cases --resolver jedi` takes
 Python gold answers from jedi instead, including names reached through attributes and types
-(`inferred` cases), and `run` then reports recall per kind.
+(`inferred` cases), and `run` then reports recall per kind; `--resolver typescript` and `--resolver
+gopls` do the same for TypeScript/JavaScript and Go with those languages' own analysers
+(bench/analyser_cases.py).
 """
 
 from __future__ import annotations
@@ -51,6 +54,15 @@ def make_cases(repo: Path, max_cases: int, seed: int = 0, resolver: str = "fimls
 
         python = sorted(p for p in index.files if p.endswith(".py"))
         return make_jedi_cases(repo, python, lambda p: index.files[p].text, max_cases, seed)
+    if resolver == "typescript":
+        from fimls.bench.analyser_cases import typescript_cases
+
+        sources = sorted(p for p in index.files if _language_of_case(p) == "javascript")
+        return typescript_cases(repo, sources, max_cases, seed)
+    if resolver == "gopls":
+        from fimls.bench.analyser_cases import gopls_cases
+
+        return gopls_cases(repo, sorted(p for p in index.files if p.endswith(".go")), max_cases, seed)
     paths = sorted(p for p in index.files if _language_of_case(p) is not None)
     rng = random.Random(seed)
     cases = []
@@ -150,6 +162,7 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
             found = reciprocal = noise_tokens = total_tokens = 0.0
             timings = []
             found_by_kind: dict[str, list[int]] = {}  # kind -> [found, cases]
+            ambiguous = [0, 0]  # [found, cases] among cases whose name the workspace defines more than once
             for case in cases:
                 text = index.files[case["file"]].text
                 window, gold_line = windows[id(case)], case["gold_start"]
@@ -169,6 +182,9 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
                     tally = found_by_kind.setdefault(case["kind"], [0, 0])
                     tally[0] += packed
                     tally[1] += 1
+                if len(builder.symbols.named(case["name"])) > 1:
+                    ambiguous[0] += packed
+                    ambiguous[1] += 1
                 rank = next((i for i, c in enumerate(candidates, 1) if hit(c.path, c.start_line, c.end_line)), None)
                 reciprocal += 1 / rank if rank else 0
                 for snippet in snippets:
@@ -181,6 +197,8 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
                 "mrr": round(reciprocal / len(cases), 4) if cases else None,
                 "noise": round(noise_tokens / total_tokens, 4) if total_tokens else None,
                 "build_p95_ms": round(percentile(timings, 95), 2) if timings else None,
+                "ambiguous_cases": ambiguous[1],
+                "recall_ambiguous": round(ambiguous[0] / ambiguous[1], 4) if ambiguous[1] else None,
                 **({"recall_by_kind": {kind: round(hit / total, 4) for kind, (hit, total) in sorted(found_by_kind.items())},
                     "cases_by_kind": {kind: total for kind, (_, total) in sorted(found_by_kind.items())}}
                    if found_by_kind else {}),

@@ -268,3 +268,83 @@ def definition(path: str, name: str, text_of, depth: int) -> tuple[str, int, int
             if found is not None:
                 return found
     return None
+
+
+def module_files(current, text, name, text_of, paths_named, files_in, folders) -> list[str]:
+    """The workspace files a name of the current file stands for as a module: `m` after `import
+    pkg.mod as m`, `mod` after `from pkg import mod`, `pkg.mod` after `import pkg.mod`, a
+    JavaScript namespace import (`import * as ns`), a Go package's name."""
+    try:
+        if current.endswith((".py", ".pyi")):
+            for imported in python_imports(text, current):
+                if imported.names:
+                    if name in imported.names:
+                        sub = f"{imported.module}.{name}" if imported.module else name
+                        found = resolve_python_module(sub, imported.level, current, paths_named)[:1]
+                        if found:
+                            return found
+                elif imported.alias == name:
+                    return resolve_python_module(imported.module, imported.level, current, paths_named)[:1]
+                elif imported.alias is None and (imported.module == name or imported.module.startswith(name + ".")):
+                    return resolve_python_module(name, 0, current, paths_named)[:1]
+        elif imports_js.is_source(current):
+            exists = lambda path: text_of(path) is not None  # noqa: E731
+            for imported in imports_js.imports(text, current):
+                if imported.alias == name:
+                    return imports_js.resolve(imported.module, current, exists)
+        elif current.endswith(".go"):
+            for imported in imports_go.imports(text, current):
+                if imported.alias == name:
+                    folder = imports_go.package_folder(imported.module, folders())
+                    return imports_go.files_of_package(folder, current, files_in) if folder is not None else []
+    except Exception:  # a half-typed file must never break completion
+        return []
+    return []
+
+
+def python_reexport(path: str, name: str, text_of, paths_named) -> list[str]:
+    """The module a Python package's file takes `name` from (`from .decorators import command` in
+    `click/__init__.py`), for a name it re-exports rather than defines."""
+    source = text_of(path)
+    if source is None or not path.endswith((".py", ".pyi")):
+        return []
+    imported = _parsed(_reexports_cache, path, source, lambda _path, text: python_imports(text), [])
+    for statement in imported:
+        if name in statement.names:
+            return resolve_python_module(statement.module, statement.level, path, paths_named)[:1]
+    return []
+
+
+def name_sources(current, text, name, text_of, paths_named) -> list[str]:
+    """The workspace modules the current file imports `name` from by name (`from pkg.mod import
+    name`, `import { name } from "./mod"`)."""
+    try:
+        if current.endswith((".py", ".pyi")):
+            for imported in python_imports(text, current):
+                if name in imported.names:
+                    return resolve_python_module(imported.module, imported.level, current, paths_named)[:1]
+        elif imports_js.is_source(current):
+            exists = lambda path: text_of(path) is not None  # noqa: E731
+            for imported in imports_js.imports(text, current):
+                if name in imported.names:
+                    return imports_js.resolve(imported.module, current, exists)
+    except Exception:  # a half-typed file must never break completion
+        return []
+    return []
+
+
+class ImportView:
+    """What the current file's imports say about a name, as the symbols ranker asks it."""
+
+    def __init__(self, current: str, text: str, text_of, paths_named, files_in, folders):
+        self.current, self.text, self.text_of = current, text, text_of
+        self.paths_named, self.files_in, self.folders = paths_named, files_in, folders
+
+    def modules_of(self, name: str) -> list[str]:
+        return module_files(self.current, self.text, name, self.text_of, self.paths_named, self.files_in, self.folders)
+
+    def sources_of(self, name: str) -> list[str]:
+        return name_sources(self.current, self.text, name, self.text_of, self.paths_named)
+
+    def reexported(self, path: str, name: str) -> list[str]:
+        return python_reexport(path, name, self.text_of, self.paths_named)

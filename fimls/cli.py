@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     context_bench = benches.add_parser("context", help="index a workspace; time building the context per request")
     context_bench.add_argument("--repo", required=True, help="workspace directory")
     context_bench.add_argument("--samples", type=int, default=200)
-    context_bench.add_argument("--ranker", default="fused", choices=["fused", "imports", "jaccard", "bm25"])
+    context_bench.add_argument("--ranker", default="fused", choices=["fused", "symbols", "imports", "jaccard", "bm25"])
     context_bench.add_argument("--budget", type=int, default=1024, help="context token budget")
     context_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
@@ -99,14 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     make_cases.add_argument("--out", required=True)
     make_cases.add_argument("--max", type=int, default=300)
     make_cases.add_argument("--seed", type=int, default=0)
-    make_cases.add_argument("--resolver", choices=["fimls", "jedi"], default="fimls",
+    make_cases.add_argument("--resolver", choices=["fimls", "jedi", "typescript", "gopls"], default="fimls",
                             help="who gives the gold answers: fimls' import resolution (every language; an upper bound "
-                            "for `imports`), or jedi's goto-definition (Python; `imported` and `inferred` cases)")
+                            "for `imports`), or an analyser of the language: jedi (Python), the TypeScript language "
+                            "service (TS/JS; $TYPESCRIPT names the typescript package), gopls (Go)")
     eval_run = eval_commands.add_parser("run", help="recall, mrr, noise and build time per ranker and budget")
     eval_run.add_argument("--repo", required=True)
     eval_run.add_argument("--cases", required=True)
     eval_run.add_argument("--budget", default="512,1024,2048")
-    eval_run.add_argument("--ranker", default="none,jaccard,bm25,imports,fused")
+    eval_run.add_argument("--ranker", default="none,jaccard,bm25,imports,symbols,fused")
     eval_run.add_argument("--json", action="store_true", help="print only the JSON object")
 
     serve = commands.add_parser("serve", help="the shared daemon that owns the model for every editor window (started on first use)")

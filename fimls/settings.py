@@ -63,7 +63,7 @@ class Settings(BaseModel):
         1024, ge=0, le=16000,
         description="Token budget for snippets of other files (0 turns cross-file context off).",
     )
-    ranker: Literal["fused", "imports", "jaccard", "bm25", "none"] = Field(
+    ranker: Literal["fused", "symbols", "imports", "jaccard", "bm25", "none"] = Field(
         "fused", description="How snippets of other files are chosen; `fused` combines the others."
     )
     max_file_bytes: int = Field(

@@ -83,3 +83,5 @@ def test_run_reports_recall_per_kind(tmp_path):
     assert all(value == 0 for value in rows["none"]["recall_by_kind"].values())
     # The imports ranker follows `from shop.client import ...`: every imported case's gold is packed.
     assert rows["fused"]["recall_by_kind"]["imported"] == 1.0
+    # The symbols ranker types the receivers (`self.client`, what `connect` returns, the module).
+    assert rows["fused"]["recall_by_kind"]["inferred"] == 1.0

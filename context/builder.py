@@ -171,10 +171,11 @@ class ContextBuilder:
         self.index_all()
 
     def index_all(self) -> None:
-        for path, entry in list(self.index.files.items()):
+        files = list(self.index.files.items())
+        for path, entry in files:
             self._track_module(path, True)
-            self.bm25.update(path, entry.text)
             self.symbols.update(path, entry.text)
+        self.bm25.update_many((path, entry.text) for path, entry in files)
         with self._lock:
             self._pending.clear()
             # The scan touched every file; none of them was edited by the user.

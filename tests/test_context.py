@@ -294,6 +294,21 @@ def test_bm25_term_counts_follow_updates_and_deletes_exactly():
     assert [c.path for c in index.search("argv = parse_args(", 5)] == ["a.py"]
 
 
+def test_bm25_indexed_in_batches_equals_file_by_file(monkeypatch):
+    from fimls.context import bm25
+
+    monkeypatch.setattr(bm25, "FILES_PER_COMMIT", 3)  # several batches and a partial last one
+    files = [(f"m{i}.py", f"def handler_{i}(request):\n    return render_{i % 3}(request)\n" * (i + 1)) for i in range(8)]
+    files.append(("m2.py", "def rewritten(x):\n    return render_0(x)\n"))  # a path seen again within a batch
+    one_by_one, batched = bm25.BM25Index(), bm25.BM25Index()
+    for path, text in files:
+        one_by_one.update(path, text)
+    batched.update_many(iter(files))
+    assert len(batched) == len(one_by_one) and dict(batched._frequencies) == dict(one_by_one._frequencies)
+    for query in ("return render_0(request", "handler_5(", "rewritten(x)"):
+        assert [(c.path, c.start_line) for c in batched.search(query, 10)] == [(c.path, c.start_line) for c in one_by_one.search(query, 10)]
+
+
 @pytest.mark.parametrize("budget", [0, 20, 60, 200, 1000])
 def test_packing_never_exceeds_the_budget_and_puts_the_best_last(engine, budget):
     candidates = [

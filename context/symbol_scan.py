@@ -79,11 +79,15 @@ _TYPE_WRAPPERS = frozenset(
 
 
 def _line_counter(text: str):
-    """line_of(position) for increasing positions, counting newlines only between calls."""
+    """line_of(position), counting newlines only between one call's position and the next (so
+    nearly increasing positions cost what the text between them does)."""
     state = [0, 0]  # position, line
 
     def line_of(position: int) -> int:
-        state[1] += text.count("\n", state[0], position)
+        if position >= state[0]:
+            state[1] += text.count("\n", state[0], position)
+        else:
+            state[1] -= text.count("\n", position, state[0])
         state[0] = position
         return state[1]
 
@@ -191,12 +195,11 @@ def _python_attributes(text: str, classes: list[tuple[int, int, str, int]]) -> l
         pattern = _class_body_patterns.get(indent)
         if pattern is None:
             pattern = _class_body_patterns[indent] = re.compile("\n" + re.escape(indent) + _PY_ASSIGNED, re.M)
-        counted = _line_counter(text)
         # A class's own statements come before its methods (those after the first are not read).
         first_method = text.find("def ", body.start(), end)
         for match in pattern.finditer(text, body.start(), end if first_method < 0 else first_method):
             if match["name"] not in _PY_KEYWORDS:
-                found.append(Found(sys.intern(match["name"]), counted(match.start("name")), "attribute", name,
+                found.append(Found(sys.intern(match["name"]), line_of(match.start("name")), "attribute", name,
                                    last_name(match["ann"]) or _called(match["value"])))
     return found
 

@@ -33,7 +33,9 @@ def run_dir():
     """A runtime directory of the test's own (short: a socket path has at most 108 bytes)."""
     directory = Path(tempfile.mkdtemp(prefix="fimls-d-"))
     yield directory
-    stop_daemon(directory)
+    # Killed after a second: a graceful exit (4-5 s of aiohttp's shutdown) is not what these tests
+    # check, and waiting for it cost about 50 s of CI over this file.
+    stop_daemon(directory, timeout=1.0)
 
 
 @pytest.fixture

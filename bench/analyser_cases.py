@@ -20,8 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-OPEN_FILES = 3
-SITES_PER_FILE = 8
+from fimls.bench.jedi_cases import OPEN_FILES, SITES_PER_FILE  # the same case shape as the Python ones
 
 
 def typescript_cases(repo: Path, files: list[str], max_cases: int, seed: int = 0) -> list[dict[str, Any]]:

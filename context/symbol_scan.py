@@ -247,6 +247,12 @@ def _enclosing(containers, depth: int) -> str | None:
     return containers[-1][1] if containers and containers[-1][0] <= depth else None
 
 
+def _open_class(match, depth: int, member_of, containers, line_of, found) -> None:
+    """A class (its `cls` and `bases` groups) found, and its body opened for its members."""
+    found.append(Found(sys.intern(match["cls"]), line_of(match.start("cls")), "class", member_of, last_name(match["bases"])))
+    containers.append((depth + 1, match["cls"]))
+
+
 def _after_parameters(text: str, position: int, limit: int = 600) -> int:
     """The position after the parenthesised parameters that open at or after `position`."""
     opened = text.find("(", position, position + limit)
@@ -402,8 +408,7 @@ def _java(text: str) -> list[Found]:
     def handle(match, depth, containers, line_of, found):
         member_of = _member_of(containers, depth)
         if match["cls"]:
-            found.append(Found(sys.intern(match["cls"]), line_of(match.start("cls")), "class", member_of, last_name(match["bases"])))
-            containers.append((depth + 1, match["cls"]))
+            _open_class(match, depth, member_of, containers, line_of, found)
         elif match["member"] and member_of is not None and match["type"] not in _KEYWORDS and match["member"] not in _KEYWORDS:
             kind = "method" if match["call"] else "attribute"
             found.append(Found(sys.intern(match["member"]), line_of(match.start("member")), kind, member_of, last_name(match["type"])))
@@ -427,8 +432,7 @@ def _c(text: str) -> list[Found]:
     def handle(match, depth, containers, line_of, found):
         member_of = _member_of(containers, depth)
         if match["cls"]:
-            found.append(Found(sys.intern(match["cls"]), line_of(match.start("cls")), "class", member_of, last_name(match["bases"])))
-            containers.append((depth + 1, match["cls"]))
+            _open_class(match, depth, member_of, containers, line_of, found)
         elif match["macro"] or match["typedef"] or match["alias"]:
             if depth == 0 or match["macro"]:
                 name = match["macro"] or match["typedef"] or match["alias"]

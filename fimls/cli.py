@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
 
@@ -125,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
 
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
+    make.add_argument("--seed", type=int, default=None, help="train under another seed (as FIMLS_TEST_MODEL_SEED does)")
     return parser
 
 
@@ -170,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         return _gpu_kit(args)
     if args.command == "make-test-model":
         from fimls.stdio import print_out
-        from fimls.testmodel import ensure_test_model
+        from fimls.testmodel import SEED_ENV, ensure_test_model
 
+        if args.seed is not None:
+            os.environ[SEED_ENV] = str(args.seed)
         print_out(str(ensure_test_model(args.directory)))
         return 0
     _parser().print_help(sys.stderr)
@@ -252,12 +256,27 @@ def _check(args: argparse.Namespace) -> int:
         "new_tokens": len(gen.token_ids),
         "completion": completion.text,
     }
+    if _is_test_model(settings.model):
+        report["note"] = TEST_MODEL_NOTE
     if args.json:
         print_out(json.dumps(report))
     else:
         for key, value in report.items():
             print_out(f"{key:>24}: {value!r}" if key == "completion" else f"{key:>24}: {value}")
     return 0
+
+
+TEST_MODEL_NOTE = (
+    "the offline test model is a toy (two layers, trained for about a minute on this CPU): its completion "
+    "shows that loading, the tokenizer, the FIM template and decoding work end to end, not that it writes "
+    "good code; a real checkpoint (the default model) does that"
+)
+
+
+def _is_test_model(model: str) -> bool:
+    from fimls.testmodel import TEST_MODEL_ALIAS, is_test_model_dir
+
+    return model == TEST_MODEL_ALIAS or is_test_model_dir(model)
 
 
 def _parse_location(location: str) -> tuple[str, int, int]:

@@ -13,7 +13,14 @@ the other repositories (fimls/replicas.py) and for checking the quantized model 
 fill-in-the-middle samples of the standard library, enough to write indented, keyword-shaped code
 and to end a middle with EOS; tests must not need more from it than that.
 
-The build is deterministic on a given machine (fixed corpus, seeds and thread count) and cached
+The corpus ships with fimls (`data/test-model-corpus.xz`: the Python standard library of one
+CPython release, files of 1.5-40 KB), so the model trains on the same text on every machine and
+every Python. Training is still not bit-identical across CPUs (AVX2 and AVX-512 sum in other
+orders), which is why no test may depend on what this model says at a particular input: tests
+choose their inputs at run time (tests/model_inputs.py). `FIMLS_TEST_MODEL_SEED` (or `fimls
+make-test-model --seed N`) builds a differently seeded model, the way to prove that.
+
+The build is deterministic on a given machine (fixed corpus, seed and thread count) and cached
 under a key of the recipe, so a second call returns at once.
 """
 
@@ -21,16 +28,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import hashlib
 import json
+import logging
+import lzma
 import math
 import os
 import random
 import shutil
 import sys
-import sysconfig
 import tempfile
+from functools import cache
 from pathlib import Path
 
 from fimls import checkpoints
@@ -39,7 +47,7 @@ from fimls.checkpoints import BASE_VOCAB, BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE
 log = logging.getLogger(__name__)
 
 TEST_MODEL_ALIAS = "fimls:test-model"
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 DENSE_SUBDIR = "dense"
 
 ARCHITECTURE = dict(
@@ -47,7 +55,10 @@ ARCHITECTURE = dict(
     num_key_value_heads=4, max_position_embeddings=16384, rope_theta=100000.0,
     rope_scaling={"type": "linear", "factor": 4.0}, rms_norm_eps=1e-6,
 )
-TRAIN = dict(steps=360, batch=16, seq_len=256, lr=8e-3, negatives=1024, seed=1234, threads=2)
+TRAIN = dict(steps=360, batch=16, seq_len=256, lr=3e-3, negatives=1024, seed=1234, threads=2)
+DEFAULT_SEED = TRAIN["seed"]
+SEED_ENV = "FIMLS_TEST_MODEL_SEED"
+CORPUS = Path(__file__).resolve().parent / "data" / "test-model-corpus.xz"
 # TheBloke's main branch: act-order (desc_act), groups of 128.
 GPTQ = dict(bits=4, group_size=128, desc_act=True, calibration_samples=32)
 
@@ -58,11 +69,29 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fimls"
 
 
+def seed() -> int:
+    """The training seed: `FIMLS_TEST_MODEL_SEED`, else the recipe's own."""
+    value = os.environ.get(SEED_ENV, "").strip()
+    if not value:
+        return DEFAULT_SEED
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV} must be an integer, not {value!r}") from None
+
+
+def train_settings() -> dict:
+    return {**TRAIN, "seed": seed()}
+
+
+@cache
+def _corpus_digest() -> str:
+    return hashlib.sha256(CORPUS.read_bytes()).hexdigest()[:16]
+
+
 def recipe_key() -> str:
-    recipe = {
-        "version": RECIPE_VERSION, "arch": ARCHITECTURE, "train": TRAIN, "gptq": GPTQ,
-        "stdlib": f"{sys.version_info.major}.{sys.version_info.minor}",
-    }
+    recipe = {"version": RECIPE_VERSION, "arch": ARCHITECTURE, "train": train_settings(), "gptq": GPTQ,
+              "corpus": _corpus_digest()}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -77,6 +106,11 @@ def token_counter():
     return load_tokenizer(str(ensure_test_model()), name=TEST_MODEL_ALIAS, local_only=True).count
 
 
+def is_test_model_dir(directory: Path | str) -> bool:
+    """Whether `directory` holds a test model this module built (under any recipe)."""
+    return (Path(os.path.expanduser(str(directory))) / "fimls-test-model.json").is_file()
+
+
 def _is_complete(directory: Path) -> bool:
     stamp = directory / "fimls-test-model.json"
     return stamp.is_file() and json.loads(stamp.read_text()).get("recipe") == recipe_key()
@@ -84,8 +118,7 @@ def _is_complete(directory: Path) -> bool:
 
 def ensure_test_model(directory: Path | str | None = None) -> Path:
     """Return a directory holding the test model, building it first if needed. `FIMLS_TEST_MODEL_DIR`
-    names one built elsewhere, used as is (the GPU kit carries one: its recipe key, which names
-    the Python whose standard library it was trained on, need not be this Python's)."""
+    names one built elsewhere, used as is (the GPU kit carries one, built on another machine)."""
     if directory is None and os.environ.get("FIMLS_TEST_MODEL_DIR"):
         return Path(os.environ["FIMLS_TEST_MODEL_DIR"])
     target = Path(directory) if directory is not None else default_dir()
@@ -110,20 +143,9 @@ def ensure_test_model(directory: Path | str | None = None) -> Path:
 
 
 def _corpus() -> list[str]:
-    """Standard-library sources in a fixed order: real code that every Python install has."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    skip = {"test", "tests", "idlelib", "site-packages", "lib2to3", "__pycache__", "turtledemo"}
-    texts = []
-    for path in sorted(stdlib.rglob("*.py")):
-        if skip.intersection(path.relative_to(stdlib).parts):
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        if 200 < len(text) < 400_000:
-            texts.append(text)
-    return texts
+    """The bundled source files, in a fixed order: the same text on every machine."""
+    data = lzma.decompress(CORPUS.read_bytes()).decode("utf-8")
+    return [entry.partition("\x00")[2] for entry in data.split("\x01")]
 
 
 def _train_tokenizer(texts: list[str]):
@@ -135,7 +157,7 @@ def _train_tokenizer(texts: list[str]):
     tokenizer.decoder = decoders.ByteLevel()
     alphabet = [c for c in pre_tokenizers.ByteLevel.alphabet() if c not in checkpoints.FILLER_CHARACTERS]
     trainer = trainers.BpeTrainer(
-        vocab_size=BASE_VOCAB, min_frequency=2, show_progress=False, initial_alphabet=alphabet
+        vocab_size=BASE_VOCAB, min_frequency=1, show_progress=False, initial_alphabet=alphabet
     )
     tokenizer.train_from_iterator(texts, trainer)
     if tokenizer.get_vocab_size() != BASE_VOCAB:
@@ -210,8 +232,9 @@ def _sampled_softmax_loss(model, input_ids, pad: int, negatives: int, generator)
 def _train_model(model, texts: list[str], encode) -> None:
     import torch
 
-    rng = random.Random(TRAIN["seed"])
-    generator = torch.Generator().manual_seed(TRAIN["seed"])
+    train = train_settings()
+    rng = random.Random(train["seed"])
+    generator = torch.Generator().manual_seed(train["seed"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=TRAIN["lr"], weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, TRAIN["lr"], total_steps=TRAIN["steps"], pct_start=0.05)
     seq_len, pad = TRAIN["seq_len"], 32018
@@ -236,7 +259,7 @@ def _build(out: Path, key: str) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(TRAIN["seed"])
+    torch.manual_seed(seed())
     torch.set_num_threads(TRAIN["threads"])
     texts = _corpus()
     raw_tokenizer = _train_tokenizer(texts)
@@ -268,7 +291,7 @@ def write_tokenizer_files(directory: Path, raw_tokenizer) -> None:
 
 
 def calibration_texts(texts: list[str]) -> list[str]:
-    rng = random.Random(TRAIN["seed"] + 1)
+    rng = random.Random(seed() + 1)
     calibration = []
     for _ in range(GPTQ["calibration_samples"]):
         text = texts[rng.randrange(len(texts))]
@@ -277,7 +300,7 @@ def calibration_texts(texts: list[str]) -> list[str]:
     return calibration
 
 
-# What a TheBloke GPTQ repository holds besides READMEs and licences (design.md §8).
+# What a TheBloke GPTQ repository holds besides READMEs and licences (docs/facts.md §2).
 THEBLOKE_FILES = {
     "config.json", "generation_config.json", "model.safetensors", "quantize_config.json",
     "tokenizer.json", "tokenizer_config.json",

@@ -188,9 +188,10 @@ def pulls_configuration(ls: FimlsServer) -> bool:
 async def pull_configuration(ls: FimlsServer, reload: bool = True) -> None:
     """The settings, from `workspace/configuration` (section `fimls`, scoped to the workspace
     folder) where the client answers it: its answer is the whole truth, a setting it leaves out
-    is the default, so a value the user removes reverts. A client that answers `null` for the
-    section (it holds no fimls settings there, as Neovim when only `init_options` are set) keeps
-    the initialization options."""
+    is the default, so a value the user removes reverts. A client that answers `null` or `{}`
+    for the section (it holds no fimls settings there: Neovim answers null when only
+    `init_options` are set, lsp-mode an empty object for a section nobody registered) keeps the
+    initialization options."""
     if not pulls_configuration(ls):
         return
     root = ls.workspace.root_uri
@@ -202,7 +203,8 @@ async def pull_configuration(ls: FimlsServer, reload: bool = True) -> None:
         log.warning("workspace/configuration failed", exc_info=True)
         return
     values = result[0] if result else None
-    await apply_settings(ls, values if isinstance(values, dict) else ls.initialization_options, reload=reload)
+    holds_settings = isinstance(values, dict) and bool(values)
+    await apply_settings(ls, values if holds_settings else ls.initialization_options, reload=reload)
 
 
 async def apply_settings(ls: FimlsServer, raw: object, reload: bool = True) -> None:

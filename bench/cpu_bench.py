@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from fimls.bench.engine_bench import DEFAULT_FILE, keystroke_states
-from fimls.bench.peer_bench import LlamaServer, _summary, default_llama_server
+from fimls.bench.llama_server import LlamaServer, default_llama_server
+from fimls.bench.peer_bench import _summary
 
 SHAPE = "cpu-medium"
 PROMPT_TOKENS = 256

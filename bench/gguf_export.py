@@ -4,7 +4,7 @@ say) written as GGUF, for llama.cpp's `llama-server`, with the `gguf` package.
 llama.cpp's own `convert_hf_to_gguf.py` refuses a BPE tokenizer whose pre-tokenizer it does not
 know by hash; the test model's tokenizer has DeepSeek-Coder's pre-tokenizer sequence but its own
 vocabulary, so the file is written here directly, with `tokenizer.ggml.pre` `deepseek-coder`
-(design.md §9). The same model then runs in fimls and in llama.cpp.
+(docs/facts.md §4). The same model then runs in fimls and in llama.cpp.
 """
 
 from __future__ import annotations

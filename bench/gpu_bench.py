@@ -15,7 +15,7 @@ import random
 import time
 from typing import Any
 
-# Hardware ceilings for the floor columns (design.md §3: one H100, batch 1). A floor is a lower
+# Hardware ceilings for the floor columns (docs/facts.md §3: one H100, batch 1). A floor is a lower
 # bound on time: bytes that must move over bandwidth, or FLOPs over peak rate, whichever is larger.
 CEILINGS = {"cuda": {"bytes_per_s": 3.0e12, "flops_per_s": 8.0e14, "name": "H100 (3 TB/s, 800 TFLOP/s bf16)"}}
 FULL_SHAPES = ["deepseek-coder-1.3b", "deepseek-coder-6.7b"]

@@ -14,69 +14,17 @@ GGUF in llama-server, both on this machine's CPU, 2 threads each.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from fimls.bench.llama_server import LlamaServer, default_llama_server
 from fimls.bench.engine_bench import DEFAULT_FILE, keystroke_states
 from fimls.lsp.stats import percentile
 
 MAX_NEW_TOKENS = 16
 TYPIST_PAUSE_S = 0.1  # between one answer and the typist's next keystroke
-
-
-def default_llama_server() -> Path:
-    return Path(sys.prefix) / "llama.cpp" / "llama-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class LlamaServer:
-    """llama-server on loopback, for as long as the `with` block lasts."""
-
-    def __init__(self, binary: Path, gguf: Path, slots: int = 1, context: int = 4096):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.command = [str(binary), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(self.port),
-                        "-c", str(context * slots), "-np", str(slots), "--threads", "2", "--metrics"]
-
-    def __enter__(self) -> LlamaServer:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"llama-server did not start: {' '.join(self.command)}")
-
-    def __exit__(self, *exc) -> None:
-        self.process.kill()
-        self.process.wait()
-
-    def prompt_tokens_processed(self) -> float:
-        """The server's own count of prompt tokens it computed (its prefix cache's hits excluded)."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith("llamacpp:prompt_tokens_total"):
-                    return float(line.split()[-1])
-        raise RuntimeError("llama-server's /metrics has no llamacpp:prompt_tokens_total")
-
-    def post(self, path: str, body: dict) -> dict:
-        request = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read())
 
 
 def infill_request(document: str, cursor: int, n_predict: int) -> dict:

@@ -8,7 +8,7 @@ file stay text). A server that wants a string (TGI, Ollama) gets the text, with 
 the source neutralised so that it cannot read them as control tokens; which one a server takes is
 found out once and remembered. Stop rules run on the stream: when one fires the stream is closed,
 and the servers abort a request whose client went away. A superseded request closes its stream at
-once. Every failure is one sentence saying what went wrong and where (design.md §9).
+once. Every failure is one sentence saying what went wrong and where (docs/facts.md §4).
 """
 
 from __future__ import annotations

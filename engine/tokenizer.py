@@ -3,7 +3,7 @@
 transformers picks a tokenizer class from the name in tokenizer_config.json. DeepSeek-Coder's
 files name `LlamaTokenizerFast` for what is a byte-level BPE, and transformers 5.x up to 5.22
 builds a `LlamaTokenizer` with a Metaspace pre-tokenizer from it: code loses its spaces and
-newlines, and every prompt is garbage (upstream issues #45488, #46489; design.md §8). So a
+newlines, and every prompt is garbage (upstream issues #45488, #46489; docs/facts.md §2). So a
 tokenizer.json is never routed through that name: `PreTrainedTokenizerFast` loads the file as it
 is, and a self-check compares it with the `tokenizers` library reading the same file before the
 model may serve. Encoding and decoding then run on that `tokenizers.Tokenizer` directly, without

@@ -1,5 +1,5 @@
 """The metadata files of the DeepSeek-Coder checkpoints users download, as they are on the Hub
-(design.md §8), with a small model's dimensions put in where the real ones would not fit.
+(docs/facts.md §2), with a small model's dimensions put in where the real ones would not fit.
 
 The test model and the replicas of each real repository are written from here, so the files
 fimls is tested against are the files users load: the same keys, the same old-style values

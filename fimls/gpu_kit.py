@@ -1,4 +1,4 @@
-"""`fimls gpu-kit DIR`: what a run on a lent H100/H200 needs and its image lacks (design.md §10), in
+"""`fimls gpu-kit DIR`: what a run on a lent H100/H200 needs and its image lacks (docs/facts.md §5), in
 one folder of at most 60 MiB that installs with no package index: fimls and the packages missing
 there as wheels for the machine's CPython and x86-64 Linux, pypcre as source (built there, with a
 wheel built here as the fallback), the small test model, the CUDA tests and `run.sh`.
@@ -6,7 +6,7 @@ wheel built here as the fallback), the small test model, the CUDA tests and `run
 Which packages: the closure of fimls' own requirements, as installed beside this fimls (so the
 versions are the ones tested here), less what the image has. Carried although the image has
 them: transformers and what it pins (gptqmodel 7.7 needs transformers 5.20.2 or newer; the image
-has 5.17), and pydantic (design.md §10 is not sure the image has it). Left out:
+has 5.17), and pydantic (docs/facts.md §5 is not sure the image has it). Left out:
 what gptqmodel declares for quantizing, evaluation or serving but does not import to load and run
 a GPTQ checkpoint; `run.sh` proves that on every run by importing the inference path.
 
@@ -29,7 +29,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 MOST_BYTES = 60 * 2**20
-# design.md §10: the GPU image's Python packages (pip brought what they need along).
+# docs/facts.md §5: the GPU image's Python packages (pip brought what they need along).
 IMAGE_HAS = (
     "torch", "triton", "transformers", "tokenizers", "safetensors", "accelerate", "numpy", "pytest", "hypothesis",
     "pathspec", "psutil",
@@ -52,7 +52,7 @@ NOT_ON_THE_INFERENCE_PATH = (
 )
 BUILT_THERE = "pypcre"  # a C extension against the machine's Python; no wheel on PyPI
 # How the image stands in here: the same packages, CPU builds (torch 2.13.0 is on this disk; the
-# image's 2.11 would be a download of several GB), its transformers as design.md §10 saw it.
+# image's 2.11 would be a download of several GB), its transformers as docs/facts.md §5 saw it.
 IMAGE_STAND_IN = (
     "torch==2.13.0", "transformers==5.17.0", "tokenizers", "safetensors", "accelerate", "numpy", "pytest", "hypothesis",
     "pathspec", "psutil", "setuptools",
@@ -244,6 +244,8 @@ def build(directory: Path, python: str = "3.12", wheelhouse: Path | None = None,
         shutil.copy2(ours, wheels / ours.name)
     _test_model(directory / "model")
     shutil.copytree(root / "tests" / "gpu", directory / "tests" / "gpu", ignore=shutil.ignore_patterns("__pycache__"))
+    # The suite's one LSP client, beside the tests that import it there.
+    shutil.copy2(root / "tests" / "lsp_client.py", directory / "tests" / "gpu" / "lsp_client.py")
     (directory / "tests" / "gpu" / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     run = directory / "run.sh"
     shutil.copy2(Path(__file__).with_name("kit_run.sh"), run)

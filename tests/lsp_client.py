@@ -1,7 +1,7 @@
-"""A raw JSON-RPC client for the real server over stdio: it sends any bytes, well-formed or not.
-
-The fuzz test and the soak benchmark need what a typed client refuses to send (wrong types,
-negative positions, broken JSON) and a view of every answer and notification.
+"""The one LSP client of the tests: raw JSON-RPC to the real server over stdio. It sends any
+bytes, well-formed or not (the fuzz test needs what a typed client refuses to send: wrong types,
+negative positions, broken JSON), keeps every answer and notification with its arrival time, and
+answers the server's requests as a client without opinions.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ class ServerExited(RuntimeError):
     pass
 
 
-class WireClient:
+class LspClient:
     def __init__(
         self, *args: str, env: dict[str, str] | None = None, cwd: str | None = None, command: list[str] | None = None,
         base_env: dict[str, str] | None = None,
     ):
         """`env` is added to `base_env` (default: this process's environment)."""
+        from conftest import require_slow
+
+        require_slow("starts a language server")
         command = (command or [sys.executable, "-m", "fimls"]) + ["--stdio", *args]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -107,6 +110,21 @@ class WireClient:
                     raise ServerExited(f"server exited with {self.process.returncode}: {self.stderr()}")
                 self._changed.wait(min(left, 0.2))
             return result
+
+    def progress_reports(self) -> dict[Any, list[dict]]:
+        """The `$/progress` values received so far, in order, by token; a token the server created
+        with `window/workDoneProgress/create` is there from then on, with no values yet."""
+        with self._changed:
+            requests, notifications = list(self.server_requests), list(self.notifications)
+        reports: dict[Any, list[dict]] = {}
+        for message in requests:
+            if message["method"] == "window/workDoneProgress/create":
+                reports.setdefault(message.get("params", {}).get("token"), [])
+        for message in notifications:
+            if message["method"] == "$/progress":
+                params = message.get("params") or {}
+                reports.setdefault(params.get("token"), []).append(params.get("value"))
+        return reports
 
     def stderr(self) -> str:
         return "".join(self.stderr_tail[-40:])

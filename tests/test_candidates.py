@@ -40,9 +40,9 @@ def test_sampling_makes_no_alternatives(engine):
 
 
 def test_an_invoked_request_gets_distinct_candidates_and_an_automatic_one_gets_one(tmp_path, test_model_dir):
-    from fimls.bench.wire import WireClient
+    from lsp_client import LspClient
 
-    client = WireClient(cwd=str(tmp_path))
+    client = LspClient(cwd=str(tmp_path))
     try:
         client.call("initialize", {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {},
                                    "initializationOptions": {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 12,

@@ -1,6 +1,10 @@
 import json
 
+import pytest
+
 from conftest import run_fimls
+
+pytestmark = pytest.mark.slow  # runs fimls
 
 
 def test_check_with_a_missing_model_path_fails_with_one_clear_sentence(tmp_path):

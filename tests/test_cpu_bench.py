@@ -2,13 +2,16 @@
 gptqmodel's kernel computes with them), and one short run reports every figure the CPU-engine
 issue names, for fimls and for llama.cpp side by side."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from fimls.bench.cpu_bench import run
 from fimls.bench.engine_bench import DEFAULT_FILE
-from fimls.bench.peer_bench import default_llama_server
 from fimls.bench.random_gptq import write_dense_twin, write_random_gptq
+
+pytestmark = pytest.mark.slow  # builds models, runs llama.cpp
 
 
 def test_the_dense_twin_has_the_weights_gptqmodel_computes_with(test_model_dir, tmp_path):
@@ -30,11 +33,11 @@ def test_the_dense_twin_has_the_weights_gptqmodel_computes_with(test_model_dir, 
     assert "lm_head.weight" in twin and not any(key.endswith("qweight") for key in twin)
 
 
-def test_a_short_run_reports_both_engines_side_by_side(tmp_path):
+def test_a_short_run_reports_both_engines_side_by_side(tmp_path, llama_server_binary):
     # A short file: each side's first prompt is prefilled cold, which is most of this test's time.
     short = tmp_path / "short.py"
     short.write_text("".join(DEFAULT_FILE.read_text(encoding="utf-8").splitlines(keepends=True)[:30]), encoding="utf-8")
-    report = run(short, keystrokes=3, binaries=default_llama_server().parent, repetitions=1, agreement_prompts=2)
+    report = run(short, keystrokes=3, binaries=Path(llama_server_binary).parent, repetitions=1, agreement_prompts=2)
     for side in ("fimls", "llamacpp"):
         assert report[f"{side}_decode_ms"] > 0 and report[f"{side}_prefill_tps"] > 0
         assert report[f"{side}_replay_p50_ms"] > 0

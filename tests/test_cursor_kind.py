@@ -54,12 +54,16 @@ def test_cursor_kind(path, marked, expected):
     assert cursor_in(path, marked.replace("|", "", 1), offset) == expected
 
 
-def test_no_completion_in_a_comment_when_disabled_there(tmp_path, test_model_dir):
-    from fimls.bench.wire import WireClient
+@pytest.mark.slow
+def test_no_completion_in_a_comment_when_disabled_there(tmp_path, engine, test_model_dir):
+    from conftest import wait_for
+    from lsp_client import LspClient
+    from model_inputs import CODE, COMMENT, choose
 
-    code = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return "
-    comment = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    # multiply the "
-    client = WireClient(cwd=str(tmp_path))
+    # Inputs the local model completes (chosen at run time: its weights differ from machine to machine).
+    comment = choose(engine, tmp_path, "before.py", COMMENT, maxNewTokens=8)
+    code = choose(engine, tmp_path, "code.py", CODE, maxNewTokens=8)
+    client = LspClient(cwd=str(tmp_path))
     try:
         client.call("initialize", {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {},
                                    "initializationOptions": {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 8,
@@ -67,19 +71,16 @@ def test_no_completion_in_a_comment_when_disabled_there(tmp_path, test_model_dir
         client.notify("initialized", {})
         assert client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"), timeout=300)["state"] == "ready"
 
-        def items(name, text):
+        def items(name, case):
             uri = (tmp_path / name).as_uri()
-            client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}})
-            lines = text.split("\n")
+            client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": case.text}})
             return client.call("textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri}, "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+                "textDocument": {"uri": uri}, "position": {"line": case.line, "character": case.character},
                 "context": {"triggerKind": 2},
             }, timeout=120)["result"]
 
         assert items("before.py", comment)  # on by default: the comment is completed
         client.notify("workspace/didChangeConfiguration", {"settings": {"fimls": {"disabledIn": ["comment"]}}})
-        from conftest import wait_for
-
         assert wait_for(lambda: client.call("fimls/stats")["result"]["settings"]["disabledIn"] == ["comment"])
         assert items("comment.py", comment) == []
         assert items("code.py", code)  # code still is

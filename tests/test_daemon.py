@@ -17,15 +17,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import run_fimls, stop_daemon, wait_for
-from fimls.bench.wire import WireClient
+from conftest import stop_daemon, wait_for
+from lsp_client import LspClient
 from fimls.engine import frames
+from model_inputs import CODE, choose, choose_together, long_generation, shown_completion
 
-TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return self.\n"
-CURSOR = (9, len("    return self."))  # 0-based line and character; the test model completes it
-# Where the test model writes a long completion (440 tokens before a stop rule): a request to kill in flight.
-LONG_TEXT = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(\n"
-LONG_CURSOR = (3, len("    return fibonacci("))
+pytestmark = pytest.mark.slow  # starts daemons
+
+# Inputs the local test model completes are chosen at run time (tests/model_inputs.py): main.py
+# where it writes a short completion, fib.py where it writes a long one (a request to kill in flight).
+LONG_TOKENS = 200
+EDITS_AFTER_THE_CURSOR = [
+    "\n\ndef div(a, b):\n    return a / b\n", "\n\ndef neg(a):\n    return -a\n", "\n\nclass Empty:\n    pass\n",
+    "\n\nVALUE = 1\n", "\n\n\ndef main():\n    print(1)\n",
+]
 
 
 @pytest.fixture
@@ -39,11 +44,28 @@ def run_dir():
 
 
 @pytest.fixture
-def workspace(tmp_path):
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "main.py").write_text(TEXT)
-    (tmp_path / "app" / "fib.py").write_text(LONG_TEXT)
+def cases(tmp_path, engine):
+    return choose_together(engine, tmp_path, {
+        "app/main.py": (CODE, None, {"maxNewTokens": 12}),
+        "app/fib.py": (CODE, long_generation(LONG_TOKENS), {"maxNewTokens": 1500}),
+    })
+
+
+@pytest.fixture
+def workspace(tmp_path, cases):
     return tmp_path
+
+
+@pytest.fixture
+def cursor(cases):
+    main = cases["app/main.py"]
+    return (main.line, main.character)
+
+
+@pytest.fixture
+def long_cursor(cases):
+    fib = cases["app/fib.py"]
+    return (fib.line, fib.character)
 
 
 def _socket(run_dir: Path) -> Path:
@@ -55,9 +77,9 @@ def _daemon(run_dir: Path, path: str = "/fimls/stats") -> dict:
         return client.get(path).json()
 
 
-def _window(run_dir: Path, workspace: Path, model: Path, **options) -> WireClient:
+def _window(run_dir: Path, workspace: Path, model: Path, **options) -> LspClient:
     """A `fimls --stdio` as an editor window starts it; initialized, not yet waited for."""
-    client = WireClient(env={"XDG_RUNTIME_DIR": str(run_dir)}, cwd=str(workspace))
+    client = LspClient(env={"XDG_RUNTIME_DIR": str(run_dir)}, cwd=str(workspace))
     client.call("initialize", {
         "processId": None, "rootUri": workspace.as_uri(), "capabilities": {"window": {"showMessage": {}}},
         "initializationOptions": {"model": str(model), "device": "cpu", "maxNewTokens": 12, "debounceMinMs": 0,
@@ -67,41 +89,41 @@ def _window(run_dir: Path, workspace: Path, model: Path, **options) -> WireClien
     return client
 
 
-def _status(client: WireClient, after: int = 0, states=("ready", "error"), timeout: float = 300) -> dict:
+def _status(client: LspClient, after: int = 0, states=("ready", "error"), timeout: float = 300) -> dict:
     return client.wait_for_notification("fimls/status", lambda p: p["state"] in states, timeout=timeout, after=after)
 
 
-def _open(client: WireClient, workspace: Path, name: str) -> str:
+def _open(client: LspClient, workspace: Path, name: str) -> str:
     path = workspace / "app" / name
     uri = path.as_uri()
     client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": path.read_text()}})
     return uri
 
 
-def _inline(client: WireClient, uri: str, cursor: tuple[int, int]):
+def _inline(client: LspClient, uri: str, cursor: tuple[int, int]):
     """An automatic request (typing): one completion, the greedy one."""
     return client.request("textDocument/inlineCompletion", {
         "textDocument": {"uri": uri}, "position": {"line": cursor[0], "character": cursor[1]}, "context": {"triggerKind": 2},
     })
 
 
-def _complete(client: WireClient, uri: str, cursor=CURSOR) -> list[str]:
+def _complete(client: LspClient, uri: str, cursor) -> list[str]:
     request = _inline(client, uri, cursor)
     answer = client.wait_for([request], timeout=120)[request]
     assert "result" in answer, answer
     return [item["insertText"] for item in answer["result"]]
 
 
-def _expected(workspace: Path, model: Path, name: str = "main.py", cursor=CURSOR) -> str:
-    """The in-process engine's answer (`fimls complete`), as the line an editor shows."""
-    cli = run_fimls(
-        "complete", f"app/{name}:{cursor[0] + 1}:{cursor[1] + 1}", "--model", str(model), "--device", "cpu",
-        "--max-new-tokens", "12", cwd=workspace,
-    )
-    assert cli.returncode == 0, cli.stderr[-3000:]
-    completion = cli.stdout.removesuffix("\n")
+def _expected(engine, workspace: Path, cursor, name: str = "main.py") -> str:
+    """The in-process engine's answer, as `fimls complete` gives it (tests/model_inputs.py runs
+    the same steps in this process), as the line an editor shows."""
+    relative = f"app/{name}"
+    text = (workspace / relative).read_text()
+    lines = text.splitlines(keepends=True)
+    offset = sum(len(line) for line in lines[: cursor[0]]) + cursor[1]
+    completion, _ = shown_completion(engine, workspace, relative, text, offset, maxNewTokens=12)
     assert completion, "the test model completes this position; the comparison would prove nothing"
-    line = (workspace / "app" / name).read_text().splitlines()[cursor[0]]
+    line = text.splitlines()[cursor[0]]
     return line[: cursor[1]] + completion + line[cursor[1]:]
 
 
@@ -111,7 +133,7 @@ def _daemon_processes(run_dir: Path) -> list[int]:
 
 
 @pytest.mark.timeout(600)
-def test_two_windows_started_at_once_share_one_model_and_answer_as_the_in_process_engine(run_dir, workspace, test_model_dir):
+def test_two_windows_started_at_once_share_one_model_and_answer_as_the_in_process_engine(run_dir, workspace, test_model_dir, cursor, engine):
     windows = []
     starting = [threading.Thread(target=lambda: windows.append(_window(run_dir, workspace, test_model_dir))) for _ in range(2)]
     for thread in starting:
@@ -121,8 +143,8 @@ def test_two_windows_started_at_once_share_one_model_and_answer_as_the_in_proces
     try:
         for window in windows:
             assert _status(window)["state"] == "ready", window.stderr()
-        answers = [_complete(window, _open(window, workspace, "main.py")) for window in windows]
-        expected = _expected(workspace, test_model_dir)
+        answers = [_complete(window, _open(window, workspace, "main.py"), cursor) for window in windows]
+        expected = _expected(engine, workspace, cursor)
         assert answers[0] == answers[1] == [expected]
         stats = _daemon(run_dir)
         assert stats["models_loaded"] == 1 and stats["clients"] == 2, stats
@@ -140,14 +162,14 @@ def test_two_windows_started_at_once_share_one_model_and_answer_as_the_in_proces
 
 
 @pytest.mark.timeout(600)
-def test_a_daemon_killed_mid_request_is_replaced_and_the_window_is_ready_again(run_dir, workspace, test_model_dir):
+def test_a_daemon_killed_mid_request_is_replaced_and_the_window_is_ready_again(run_dir, workspace, test_model_dir, cursor, long_cursor, engine):
     window = _window(run_dir, workspace, test_model_dir, maxNewTokens=1500)
     try:
         assert _status(window)["state"] == "ready", window.stderr()
         first_pid = _daemon(run_dir, "/health")["pid"]
         uri = _open(window, workspace, "fib.py")
         seen = len(window.notifications)
-        request = _inline(window, uri, LONG_CURSOR)
+        request = _inline(window, uri, long_cursor)
         assert wait_for(lambda: _daemon(run_dir)["generating"] == 1, timeout=30, interval=0.005)
         os.kill(first_pid, signal.SIGKILL)
         assert window.wait_for([request], timeout=60)[request]["result"] == []  # an answer, not an error
@@ -158,14 +180,14 @@ def test_a_daemon_killed_mid_request_is_replaced_and_the_window_is_ready_again(r
         window.notify("workspace/didChangeConfiguration", {"settings": {"fimls": {"maxNewTokens": 12}}})
         assert wait_for(lambda: window.call("fimls/stats")["result"]["settings"]["maxNewTokens"] == 12)
         main = _open(window, workspace, "main.py")
-        assert _complete(window, main) == [_expected(workspace, test_model_dir)]
+        assert _complete(window, main, cursor) == [_expected(engine, workspace, cursor)]
         assert window.process.poll() is None
     finally:
         window.close()
 
 
 @pytest.mark.timeout(300)
-def test_a_stale_socket_from_a_crashed_daemon_is_replaced(run_dir, workspace, test_model_dir):
+def test_a_stale_socket_from_a_crashed_daemon_is_replaced(run_dir, workspace, test_model_dir, cursor, engine):
     (run_dir / "fimls").mkdir(mode=0o700)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(_socket(run_dir)))  # bound, never listening, closed: what a crash leaves
@@ -174,7 +196,7 @@ def test_a_stale_socket_from_a_crashed_daemon_is_replaced(run_dir, workspace, te
     window = _window(run_dir, workspace, test_model_dir)
     try:
         assert _status(window)["state"] == "ready", window.stderr()
-        assert _complete(window, _open(window, workspace, "main.py")) == [_expected(workspace, test_model_dir)]
+        assert _complete(window, _open(window, workspace, "main.py"), cursor) == [_expected(engine, workspace, cursor)]
         assert "replaced the stale socket" in (run_dir / "fimls" / "daemon.log").read_text()
     finally:
         window.close()
@@ -224,7 +246,7 @@ def test_another_user_cannot_connect(run_dir):
 
 
 @pytest.mark.timeout(300)
-def test_a_client_that_hangs_up_mid_stream_frees_its_request_at_once(run_dir, workspace, test_model_dir):
+def test_a_client_that_hangs_up_mid_stream_frees_its_request_at_once(run_dir, workspace, test_model_dir, cursor, engine):
     window = _window(run_dir, workspace, test_model_dir)
     try:
         assert _status(window)["state"] == "ready", window.stderr()
@@ -249,7 +271,7 @@ def test_a_client_that_hangs_up_mid_stream_frees_its_request_at_once(run_dir, wo
                         break
             return time.perf_counter() - started
 
-        expected = _expected(workspace, test_model_dir)
+        expected = _expected(engine, workspace, cursor)
         uri = _open(window, workspace, "main.py")
         before = _daemon(run_dir)
         whole = request(400, hang_up_after_first=False)
@@ -258,7 +280,7 @@ def test_a_client_that_hangs_up_mid_stream_frees_its_request_at_once(run_dir, wo
         request(400, hang_up_after_first=True)
         # The next completion does not wait for the abandoned one's 400 tokens.
         waited = time.perf_counter()
-        assert _complete(window, uri) == [expected]
+        assert _complete(window, uri, cursor) == [expected]
         assert time.perf_counter() - waited < whole / 2, whole
         after = _daemon(run_dir)
         assert after["disconnected"] == before.get("disconnected", 0) + 1
@@ -275,23 +297,29 @@ def _frames_connection(run_dir: Path) -> socket.socket:
     return raw
 
 
-def test_a_window_sends_only_what_changed_and_answers_as_the_in_process_engine(run_dir, workspace, test_model_dir):
+def test_a_window_sends_only_what_changed_and_answers_as_the_in_process_engine(run_dir, workspace, test_model_dir, cases, engine):
+    main = cases["app/main.py"]
+    cursor = (main.line, main.character)
+    # An edit after the cursor, one the local model still completes at the cursor.
+    edited = choose(engine, workspace, "app/main.py", [
+        main.text[: main.offset] + "|" + main.text[main.offset :] + tail for tail in EDITS_AFTER_THE_CURSOR
+    ], maxNewTokens=12).text
+    (workspace / "app" / "main.py").write_text(main.text)
     window = _window(run_dir, workspace, test_model_dir)
     try:
         assert _status(window)["state"] == "ready", window.stderr()
         uri = _open(window, workspace, "main.py")
-        expected = _expected(workspace, test_model_dir)
-        assert _complete(window, uri) == [expected]
+        expected = _expected(engine, workspace, cursor)
+        assert _complete(window, uri, cursor) == [expected]
         before = _daemon(run_dir)
-        assert _complete(window, uri) == [expected]  # the same prompt again: no id crosses
+        assert _complete(window, uri, cursor) == [expected]  # the same prompt again: no id crosses
         after = _daemon(run_dir)
         assert after["prompt_ids_received"] == before["prompt_ids_received"]
         assert after["prompt_tokens"] > before["prompt_tokens"]
         # An edit after the cursor: the prompt changes in its middle; what follows is sent again.
-        edited = TEXT + "\n\ndef div(a, b):\n    return a / b\n"
         (workspace / "app" / "main.py").write_text(edited)
         window.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": edited}]})
-        assert _complete(window, uri) == [_expected(workspace, test_model_dir)]
+        assert _complete(window, uri, cursor) == [_expected(engine, workspace, cursor)]
         last = _daemon(run_dir)
         sent, prompted = last["prompt_ids_received"] - after["prompt_ids_received"], last["prompt_tokens"] - after["prompt_tokens"]
         assert 0 < sent < prompted, (sent, prompted)
@@ -300,7 +328,7 @@ def test_a_window_sends_only_what_changed_and_answers_as_the_in_process_engine(r
 
 
 @pytest.mark.timeout(300)
-def test_a_frames_client_that_hangs_up_frees_the_model_at_once_and_bad_frames_get_a_clear_error(run_dir, workspace, test_model_dir):
+def test_a_frames_client_that_hangs_up_frees_the_model_at_once_and_bad_frames_get_a_clear_error(run_dir, workspace, test_model_dir, cursor, engine):
     window = _window(run_dir, workspace, test_model_dir)
     try:
         assert _status(window)["state"] == "ready", window.stderr()
@@ -314,13 +342,13 @@ def test_a_frames_client_that_hangs_up_frees_the_model_at_once_and_bad_frames_ge
             answer, _ = frames.receive(raw)
         whole = time.perf_counter() - started
         assert answer["generation"]["stop_reason"] == "length" and len(answer["generation"]["token_ids"]) == 400
-        expected, uri = _expected(workspace, test_model_dir), _open(window, workspace, "main.py")
+        expected, uri = _expected(engine, workspace, cursor), _open(window, workspace, "main.py")
         before = _daemon(run_dir)
         with _frames_connection(run_dir) as raw:
             raw.sendall(frames.pack({**header, "fimls_session": "raw-2"}, prompt))
             assert wait_for(lambda: _daemon(run_dir)["generating"] == 1, timeout=30, interval=0.005)
         waited = time.perf_counter()
-        assert _complete(window, uri) == [expected]
+        assert _complete(window, uri, cursor) == [expected]
         assert time.perf_counter() - waited < whole / 2, whole
         after = _daemon(run_dir)
         assert after["disconnected"] == before.get("disconnected", 0) + 1
@@ -346,13 +374,13 @@ def test_a_frames_client_that_hangs_up_frees_the_model_at_once_and_bad_frames_ge
             answer, _ = frames.receive(raw)
             assert answer["status"] == 400 and "a frame of 0 bytes" in answer["error"]["message"]
             assert raw.recv(1) == b""
-        assert _complete(window, uri) == [expected]
+        assert _complete(window, uri, cursor) == [expected]
     finally:
         window.close()
 
 
 @pytest.mark.timeout(300)
-def test_a_window_asking_for_a_second_model_is_told_why_not(run_dir, workspace, test_model_dir):
+def test_a_window_asking_for_a_second_model_is_told_why_not(run_dir, workspace, test_model_dir, cursor, engine):
     first = _window(run_dir, workspace, test_model_dir)
     second = None
     try:
@@ -360,16 +388,16 @@ def test_a_window_asking_for_a_second_model_is_told_why_not(run_dir, workspace, 
         second = _window(run_dir, workspace, test_model_dir, dtype="float32")  # another load of it: another model
         status = _status(second)
         assert status["state"] == "error" and "maxResidentModels is 1" in status["message"], status
-        assert _complete(second, _open(second, workspace, "main.py")) == []
+        assert _complete(second, _open(second, workspace, "main.py"), cursor) == []
         assert _daemon(run_dir)["models_loaded"] == 1
-        assert _complete(first, _open(first, workspace, "main.py")) == [_expected(workspace, test_model_dir)]
+        assert _complete(first, _open(first, workspace, "main.py"), cursor) == [_expected(engine, workspace, cursor)]
     finally:
         first.close()
         if second is not None:
             second.close()
 
 
-def test_malformed_requests_get_a_clear_error_and_the_daemon_keeps_serving(run_dir, workspace, test_model_dir):
+def test_malformed_requests_get_a_clear_error_and_the_daemon_keeps_serving(run_dir, workspace, test_model_dir, cursor, engine):
     window = _window(run_dir, workspace, test_model_dir)
     try:
         assert _status(window)["state"] == "ready", window.stderr()
@@ -388,7 +416,7 @@ def test_malformed_requests_get_a_clear_error_and_the_daemon_keeps_serving(run_d
                 assert answer.status_code == status and said in answer.json()["error"]["message"], answer.text
             answer = client.post("/v1/completions", json={"model": model, "prompt": [32013, 15, 15], "max_tokens": 3})
             assert answer.status_code == 200 and answer.json()["choices"][0]["finish_reason"] in ("stop", "length")
-        assert _complete(window, _open(window, workspace, "main.py")) == [_expected(workspace, test_model_dir)]
+        assert _complete(window, _open(window, workspace, "main.py"), cursor) == [_expected(engine, workspace, cursor)]
     finally:
         window.close()
 

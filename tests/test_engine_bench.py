@@ -33,7 +33,7 @@ def test_gpu_bench_floors_match_the_physical_limits_in_the_design_notes():
 
     small = floors_ms("deepseek-coder-1.3b", context=2048, prefill_tokens=4096, device_type="cuda")
     large = floors_ms("deepseek-coder-6.7b", context=2048, prefill_tokens=4096, device_type="cuda")
-    # design.md §3: decode >= 0.4 / 1.6 ms per token at 2K; prefill of 4K >= 15 / 72 ms.
+    # docs/facts.md §3: decode >= 0.4 / 1.6 ms per token at 2K; prefill of 4K >= 15 / 72 ms.
     assert 0.35 < small["decode_ms_per_token"] < 0.45 and 13 < small["prefill_4096_ms"] < 17
     assert 1.45 < large["decode_ms_per_token"] < 1.75 and 65 < large["prefill_4096_ms"] < 80
     assert floors_ms("deepseek-coder-1.3b", 2048, 4096, "cpu") is None

@@ -15,17 +15,20 @@ from pathlib import Path
 import pytest
 
 from conftest import stop_daemon, wait_for
-from fimls.bench.wire import WireClient
+from lsp_client import LspClient
+from model_inputs import CODE, choose
 
-TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return "
+pytestmark = pytest.mark.slow  # starts the server
+
 HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(params=["inprocess", "local"])
-def server(tmp_path, test_model_dir, request):
+def server(tmp_path, test_model_dir, engine, request):
     backend = request.param
     workspace = tmp_path / "ws"
     workspace.mkdir()
+    case = choose(engine, workspace, "main.py", CODE, maxNewTokens=8)  # an input the local model completes
     fault = tmp_path / "fault"
     run_dir = Path(tempfile.mkdtemp(prefix="fimls-faults-"))  # a daemon of its own, faulty
     env = {"FIMLS_TEST_FAULT": str(fault), "XDG_RUNTIME_DIR": str(run_dir)}
@@ -36,9 +39,9 @@ def server(tmp_path, test_model_dir, request):
         subprocess.Popen([*faulty, "serve", "--socket", str(socket)], env={**os.environ, **env}, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert wait_for(socket.exists, timeout=60)
-    client = WireClient(env=env, cwd=str(workspace), command=faulty)
+    client = LspClient(env=env, cwd=str(workspace), command=faulty)
     client.fault = fault
-    client.uri = (workspace / "main.py").as_uri()
+    client.uri, client.case = (workspace / "main.py").as_uri(), case
     client.call("initialize", {
         "processId": None, "rootUri": workspace.as_uri(), "capabilities": {"window": {"showMessage": {}}},
         "initializationOptions": {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 8,
@@ -46,7 +49,7 @@ def server(tmp_path, test_model_dir, request):
     })
     client.notify("initialized", {})
     assert _next_status(client, 0)["state"] == "ready"
-    client.notify("textDocument/didOpen", {"textDocument": {"uri": client.uri, "languageId": "python", "version": 1, "text": TEXT}})
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": client.uri, "languageId": "python", "version": 1, "text": case.text}})
     yield client
     client.process.kill()
     client.process.wait()
@@ -63,9 +66,8 @@ def _next_status(client, after: int, states=("ready", "error")):
 
 
 def _complete(client) -> list:
-    lines = TEXT.split("\n")
     answer = client.call("textDocument/inlineCompletion", {
-        "textDocument": {"uri": client.uri}, "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+        "textDocument": {"uri": client.uri}, "position": {"line": client.case.line, "character": client.case.character},
         "context": {"triggerKind": 1},
     }, timeout=120)
     assert "result" in answer, answer

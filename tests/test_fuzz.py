@@ -7,7 +7,9 @@ import random
 
 import pytest
 
-from fimls.bench.wire import WireClient
+from lsp_client import LspClient
+
+pytestmark = pytest.mark.slow  # starts the server
 
 GOOD_TEXT = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return "
 MESSAGES = 5000
@@ -18,7 +20,7 @@ def server(tmp_path, test_model_dir):
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "util.py").write_text("def helper(x):\n    return x * 2\n")
-    client = WireClient(env={"FIMLS_MODEL": str(test_model_dir)}, cwd=str(workspace))
+    client = LspClient(env={"FIMLS_MODEL": str(test_model_dir)}, cwd=str(workspace))
     client.workspace = workspace
     yield client
     client.process.kill()

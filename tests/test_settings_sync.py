@@ -2,8 +2,12 @@
 the client answers it (a removed value reverts to its default), scoped to the workspace folder;
 initialization options serve clients without it; reload-worthy changes in a row load once."""
 
+import pytest
+
 from conftest import wait_for
-from fimls.bench.wire import WireClient
+from lsp_client import LspClient
+
+pytestmark = pytest.mark.slow  # starts the server
 
 TEXT = "def add(a, b):\n    return a + b\n"
 
@@ -16,10 +20,10 @@ def _settings(client) -> dict:
     return client.call("fimls/stats")["result"]["settings"]
 
 
-def _start(tmp_path, model: str, init_options: dict, answer, capabilities=None) -> WireClient:
+def _start(tmp_path, model: str, init_options: dict, answer, capabilities=None) -> LspClient:
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    client = WireClient(cwd=str(workspace))
+    client = LspClient(cwd=str(workspace))
     client.answer_configuration = answer
     client.workspace = workspace
     client.call("initialize", {
@@ -60,6 +64,21 @@ def test_a_client_without_fimls_settings_keeps_its_initialization_options(tmp_pa
     client = _start(tmp_path, str(test_model_dir), {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 7}, None)
     try:
         assert _settings(client)["maxNewTokens"] == 7
+    finally:
+        client.close()
+
+
+def test_an_empty_answer_for_an_unregistered_section_keeps_the_initialization_options(tmp_path, test_model_dir):
+    # lsp-mode answers {} for a section nobody registered (lsp-mode.el, lsp-configuration-section);
+    # its users (fimls.el) set fimls-initialization-options.
+    init = {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 7}
+    client = _start(tmp_path, str(test_model_dir), init, lambda params: [{} for _ in params["items"]])
+    try:
+        assert _settings(client)["maxNewTokens"] == 7
+        client.notify("workspace/didChangeConfiguration", {"settings": {}})
+        assert wait_for(lambda: len([r for r in client.server_requests if r["method"] == "workspace/configuration"]) == 2)
+        # The answer is applied after it arrives: a wipe would show within this time.
+        assert not wait_for(lambda: _settings(client)["maxNewTokens"] != 7, timeout=1.0)
     finally:
         client.close()
 

@@ -6,6 +6,8 @@ import pytest
 
 from conftest import run_fimls
 
+pytestmark = pytest.mark.slow  # starts the server
+
 
 @pytest.mark.timeout(300)
 def test_short_soak_has_no_errors_flat_threads_and_bounded_memory(test_model_dir):

@@ -7,16 +7,14 @@ import sys
 import time
 
 import psutil
+import pytest
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+pytestmark = pytest.mark.slow  # starts the server
 
 
-def test_tcp_server_listens_on_loopback_only_and_logs_to_the_log_file(tmp_path):
-    port = _free_port()
+def test_tcp_server_listens_on_loopback_only_and_logs_to_the_log_file(tmp_path, free_port):
+    port = free_port
     log_file = tmp_path / "fimls.log"
     env = dict(os.environ, FIMLS_MODEL=str(tmp_path / "no-model"))
     server = subprocess.Popen(

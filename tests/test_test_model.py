@@ -1,4 +1,4 @@
-"""The offline test model has DeepSeek-Coder's shape where fimls depends on it (design.md §2)."""
+"""The offline test model has DeepSeek-Coder's shape where fimls depends on it (docs/facts.md §1)."""
 
 import json
 
@@ -60,3 +60,29 @@ def test_second_build_is_cached(test_model_dir):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(test_model_dir)
     assert time.monotonic() - started < 20  # the build takes over a minute; a cache hit is an import
+
+
+def test_the_seed_names_another_model_and_the_corpus_is_the_same_on_every_python(monkeypatch):
+    import sys
+
+    from fimls import testmodel
+
+    monkeypatch.delenv(testmodel.SEED_ENV, raising=False)  # the suite itself may run under another seed
+    default = testmodel.default_dir()
+    monkeypatch.setenv(testmodel.SEED_ENV, "7")
+    assert testmodel.seed() == 7 and testmodel.default_dir() != default
+    monkeypatch.setenv(testmodel.SEED_ENV, str(testmodel.DEFAULT_SEED))
+    assert testmodel.default_dir() == default  # the default seed, spelled out, is the default model
+    monkeypatch.setenv(testmodel.SEED_ENV, "seven")
+    try:
+        testmodel.seed()
+    except ValueError as error:
+        assert testmodel.SEED_ENV in str(error)
+    else:
+        raise AssertionError("a seed that is not an integer was accepted")
+    monkeypatch.delenv(testmodel.SEED_ENV)
+    # The bundled corpus, not the running interpreter's standard library: another Python builds the same.
+    texts = testmodel._corpus()
+    assert len(texts) > 400 and sum(map(len, texts)) > 5_000_000
+    monkeypatch.setattr(sys, "version_info", (3, 99, 0, "final", 0))
+    assert testmodel.default_dir() == default

@@ -1,5 +1,5 @@
 """The tokenizer loads as its tokenizer.json says, on every transformers version we allow, and is
-checked against the `tokenizers` library before the model may serve (design.md §8)."""
+checked against the `tokenizers` library before the model may serve (docs/facts.md §2)."""
 
 import json
 import os

@@ -5,11 +5,15 @@ import time
 
 import psutil
 
+import pytest
+
 from conftest import wait_for
-from fimls.bench.wire import WireClient
+from lsp_client import LspClient
 from fimls.context.builder import ContextBuilder
 from fimls.context.folders import FolderSet, folder_labels
 from fimls.context.workspace import WorkspaceIndex
+
+pytestmark = pytest.mark.slow  # starts the server
 
 
 def _index(root) -> WorkspaceIndex:
@@ -59,7 +63,7 @@ def test_folders_added_and_removed_while_the_server_runs(tmp_path, test_model_di
         for i in range({"one": 2, "two": 3, "three": 4}[name]):
             (folder / f"{name}_{i}.py").write_text(f"VALUE_{i} = {i}\n")
     uri = {name: folder.as_uri() for name, folder in folders.items()}
-    client = WireClient(cwd=str(tmp_path))
+    client = LspClient(cwd=str(tmp_path))
     try:
         answer = client.call("initialize", {
             "processId": None, "rootUri": uri["one"], "capabilities": {"workspace": {"workspaceFolders": True}},

@@ -117,7 +117,7 @@ def test_auto_picks_a_marlin_family_kernel_on_hopper_and_says_which(model_dir):
 
 
 def test_a_completion_over_stdio_on_cuda_equals_fimls_complete(model_dir):
-    from fimls.bench.wire import WireClient
+    from lsp_client import LspClient
 
     with tempfile.TemporaryDirectory() as folder:
         workspace = Path(folder)
@@ -135,7 +135,7 @@ def test_a_completion_over_stdio_on_cuda_equals_fimls_complete(model_dir):
         line = TEXT.splitlines()[CURSOR[0]]
         expected = line[: CURSOR[1]] + completion + line[CURSOR[1]:]  # the item spans the whole line
 
-        client = WireClient(env={"XDG_RUNTIME_DIR": folder}, cwd=folder)
+        client = LspClient(env={"XDG_RUNTIME_DIR": folder}, cwd=folder)
         try:
             client.call("initialize", {
                 "processId": None, "rootUri": workspace.as_uri(), "capabilities": {},

@@ -1,0 +1,177 @@
+"""Inputs the local test model completes, chosen at run time.
+
+The test model is trained on this machine's CPU at build time, and training is not bit-identical
+across CPUs: what it writes at one cursor on one machine it may not write on the next. A test
+that needs text from the model therefore never names the cursor itself. It offers candidates
+(documents with a cursor) and takes the first one at which the model, through the same path as
+`fimls complete` (the workspace's context, the engine, post-processing), shows a completion that
+the test can use; only if none of them does is that an error, and then it is the model's.
+
+The candidates are ordinary Python a user could be typing: the end of a `return`, an argument
+list, an attribute, a new line in a body, a comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+CURSOR = "|"
+
+# Ordinary code at a cursor that a code model should continue. Each holds one cursor mark.
+CODE = [
+    "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return self.|\n",
+    "def add(a, b):\n    return |\n",
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n    return |\n',
+    "import os\n\n\ndef read(path):\n    with open(path) as handle:\n        |\n",
+    "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        |\n",
+    "def main():\n    args = parse_args()\n    |\n\n\nif __name__ == '__main__':\n    main()\n",
+    "import sys\n\n\ndef run(argv):\n    if len(argv) < 2:\n        |\n",
+    "def total(items):\n    result = 0\n    for item in items:\n        |\n    return result\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.|\n",
+    "def parse(text):\n    lines = text.split(|\n",
+    "import os\n\npath = os.path.join(|\n",
+    "def area(width, height):\n    return width * |\n",
+    "def greet(name):\n    print(|\n",
+    "def load(path):\n    with open(path, |\n",
+    "class Config:\n    def get(self, key, default=None):\n        return self.|\n",
+    "def keys(mapping):\n    return [key for key in |\n",
+    "def is_empty(value):\n    if value is None:\n        return True\n    return |\n",
+    "import re\n\n\ndef words(text):\n    return re.|\n",
+    "def first(items):\n    for item in items:\n        if item:\n            |\n",
+    "def __repr__(self):\n    return '%s(%r)' % (|\n",
+    "def close(self):\n    if self.file is not None:\n        self.file.|\n",
+    "def write(self, data):\n    self.buffer.append(|\n",
+    "def size(self):\n    return len(|\n",
+    "try:\n    import json\nexcept ImportError:\n    |\n",
+    "def copy(self):\n    result = self.__class__()\n    result.|\n",
+    "def lines(path):\n    result = []\n    for line in open(path):\n        result.append(|\n",
+    "def name(self):\n    return self._|\n",
+    "def check(value):\n    if not isinstance(value, |\n",
+]
+
+# A cursor in a comment, after code the model should have seen comments in.
+COMMENT = [
+    "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    # multiply the |\n",
+    "def add(a, b):\n    # Return the |\n    return a + b\n",
+    "# |\ndef main():\n    pass\n",
+    "def read(path):\n    # open the file and |\n",
+    "class Cache:\n    # |\n    def get(self, key):\n        return self.data[key]\n",
+    "def parse(text):\n    # split the text into |\n",
+    "import os\n\n# The |\n",
+    "def run(argv):\n    # TODO: |\n",
+    "def close(self):\n    # |\n    self.file.close()\n",
+    "def size(self):\n    # the number of |\n",
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    text: str
+    offset: int
+    shown: str  # what `fimls complete` prints there: the completion an editor shows
+
+    @property
+    def line(self) -> int:  # 0-based
+        return self.text.count("\n", 0, self.offset)
+
+    @property
+    def character(self) -> int:  # 0-based, in code points
+        return self.offset - (self.text.rfind("\n", 0, self.offset) + 1)
+
+    @property
+    def line_text(self) -> str:
+        return self.text.splitlines()[self.line]
+
+    def shown_line(self) -> str:
+        """The cursor's line as an editor shows it with the completion's first line in place."""
+        line = self.line_text
+        return line[: self.character] + self.shown + line[self.character:]
+
+
+def marked(document: str) -> tuple[str, int]:
+    """The document without its cursor mark, and the mark's offset."""
+    offset = document.index(CURSOR)
+    return document[:offset] + document[offset + 1 :], offset
+
+
+def shown_completion(engine, root: Path, relative: str, text: str, offset: int, **settings):
+    """What `fimls complete relative:LINE:COL` run in `root` prints for the file written there,
+    and the engine's completion behind it: the same context, engine call and post-processing."""
+    from fimls.completion import complete_text, workspace_context
+    from fimls.lsp.postprocess import around_cursor, postprocess
+    from fimls.settings import Settings
+
+    chosen = Settings(model="fimls:test-model", device="cpu", **settings)  # the model does not shape the prompt
+    context = workspace_context(str(root), chosen)
+    context.build()
+    path = root / relative
+    completion = complete_text(engine, chosen, text, offset, str(path), str(root), context=context)
+    return postprocess(completion.text, *around_cursor(text, offset)), completion
+
+
+def choose(
+    engine, root: Path, relative: str, candidates: Iterable[str] = CODE,
+    accept: Callable[[str, object], bool] | None = None,
+    **settings,
+) -> Case:
+    """The first candidate the model completes acceptably at `root/relative`, written there.
+
+    `settings` are the Settings fields (e.g. maxNewTokens) the test's server will run with; `accept(shown, completion)` says what the test needs.
+    """
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = path.read_text(encoding="utf-8") if path.exists() else None
+    accept = accept or non_empty
+    tried = []
+    for document in candidates:
+        text, offset = marked(document)
+        path.write_text(text, encoding="utf-8")
+        shown, completion = shown_completion(engine, root, relative, text, offset, **settings)
+        if accept(shown, completion):
+            return Case(text, offset, shown)
+        tried.append(f"{document[max(0, document.index(CURSOR) - 30):document.index(CURSOR)]!r} -> {shown!r}")
+    if previous is None:
+        path.unlink()
+    else:
+        path.write_text(previous, encoding="utf-8")
+    raise AssertionError(
+        f"the test model completes none of {len(tried)} candidate inputs acceptably, so it is not a reasonably "
+        "trained test model (rebuild it: fimls make-test-model). Tried:\n  " + "\n  ".join(tried)
+    )
+
+
+def choose_together(engine, root: Path, wanted: dict[str, tuple[Iterable[str], Callable | None, dict]]) -> dict[str, Case]:
+    """A case for each file of `wanted` (relative path -> candidates, accept, settings), all
+    written in `root` at once. Each file is context for the others' prompts, so the choice is
+    repeated until every file is accepted with the others in place."""
+    wanted = {relative: (list(c), accept or non_empty, settings) for relative, (c, accept, settings) in wanted.items()}
+
+    def still_accepted(relative: str) -> bool:
+        case, (_, accept, settings) = cases[relative], wanted[relative]
+        return accept(*shown_completion(engine, root, relative, case.text, case.offset, **settings))
+
+    cases: dict[str, Case] = {}
+    for _ in range(4):
+        for relative, (candidates, accept, settings) in wanted.items():
+            if relative in cases and still_accepted(relative):
+                continue
+            cases[relative] = choose(engine, root, relative, candidates, accept, **settings)
+        if all(still_accepted(relative) for relative in wanted):
+            return {relative: choose(engine, root, relative, [_marked_again(case)], wanted[relative][1],
+                                     **wanted[relative][2]) for relative, case in cases.items()}
+    raise AssertionError(f"no choice of inputs for {sorted(wanted)} that the test model completes together")
+
+
+def _marked_again(case: Case) -> str:
+    return case.text[: case.offset] + CURSOR + case.text[case.offset :]
+
+
+def non_empty(shown: str, completion) -> bool:
+    return bool(shown.strip())
+
+
+def long_generation(tokens: int) -> Callable[[str, object], bool]:
+    """Accepts a cursor where the model writes at least `tokens` tokens before it stops."""
+    return lambda shown, completion: len(completion.completion.generation.token_ids) >= tokens

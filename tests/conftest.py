@@ -135,3 +135,20 @@ def free_port() -> int:
     from fimls.bench.llama_server import free_port as port
 
     return port()
+
+
+@pytest.fixture
+def fimls_session():
+    """Starts `fimls --stdio` sessions (tests/lsp_client.py `start_session`); all are closed after the test."""
+    from lsp_client import start_session
+
+    started = []
+
+    def start(workspace: Path, settings: dict | None = None, **options):
+        client = start_session(workspace, settings, **options)
+        started.append(client)
+        return client
+
+    yield start
+    for client in started:
+        client.close()

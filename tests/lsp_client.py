@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -185,3 +186,29 @@ class LspClient:
         for line in iter(self.process.stderr.readline, b""):
             self.stderr_tail.append(line.decode("utf-8", "replace"))
             del self.stderr_tail[:-200]
+
+
+# The settings most tests serve with: every request answered, none held back or cached.
+PROMPT_SETTINGS = {"device": "cpu", "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}
+
+
+def start_session(
+    workspace: Path, settings: dict[str, Any] | None = None, *, capabilities: dict | None = None,
+    answer_configuration: Callable[[dict], list] | None = None, wait: bool = True, base: bool = True,
+    server_args: tuple[str, ...] = (), **client_args: Any,
+) -> LspClient:
+    """A `fimls --stdio` initialized for `workspace` with `settings` as initializationOptions
+    (over PROMPT_SETTINGS unless `base` is false), and, with `wait`, its first load finished
+    (`client.first_status`)."""
+    client = LspClient(*server_args, cwd=str(workspace), **client_args)
+    client.answer_configuration = answer_configuration
+    client.workspace = workspace
+    answer = client.call("initialize", {
+        "processId": None, "rootUri": workspace.as_uri(), "capabilities": capabilities or {},
+        "initializationOptions": {**(PROMPT_SETTINGS if base else {}), **(settings or {})},
+    })
+    client.initialize_result = answer.get("result")
+    client.notify("initialized", {})
+    if wait:
+        client.first_status = client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"))
+    return client

@@ -111,6 +111,26 @@ def shown_completion(engine, root: Path, relative: str, text: str, offset: int, 
     return postprocess(completion.text, *around_cursor(text, offset)), completion
 
 
+def shown_candidates(engine, root: Path, relative: str, text: str, offset: int, count: int, **settings) -> list[str]:
+    """What an invoked request shows at the cursor: the greedy completion and the alternatives
+    from the same prefill, each post-processed, the empty ones and repeats left out."""
+    from fimls.completion import complete_text, workspace_context
+    from fimls.lsp.postprocess import around_cursor, postprocess
+    from fimls.settings import Settings
+
+    chosen = Settings(model="fimls:test-model", device="cpu", **settings)
+    context = workspace_context(str(root), chosen)
+    context.build()
+    completion = complete_text(engine, chosen, text, offset, str(root / relative), str(root), context=context,
+                               candidates=count).completion
+    shown = []
+    for candidate in (completion, *completion.alternatives):
+        visible = postprocess(candidate.text, *around_cursor(text, offset))
+        if visible.strip() and visible not in shown:
+            shown.append(visible)
+    return shown
+
+
 def choose(
     engine, root: Path, relative: str, candidates: Iterable[str] = CODE,
     accept: Callable[[str, object], bool] | None = None,
@@ -142,36 +162,5 @@ def choose(
     )
 
 
-def choose_together(engine, root: Path, wanted: dict[str, tuple[Iterable[str], Callable | None, dict]]) -> dict[str, Case]:
-    """A case for each file of `wanted` (relative path -> candidates, accept, settings), all
-    written in `root` at once. Each file is context for the others' prompts, so the choice is
-    repeated until every file is accepted with the others in place."""
-    wanted = {relative: (list(c), accept or non_empty, settings) for relative, (c, accept, settings) in wanted.items()}
-
-    def still_accepted(relative: str) -> bool:
-        case, (_, accept, settings) = cases[relative], wanted[relative]
-        return accept(*shown_completion(engine, root, relative, case.text, case.offset, **settings))
-
-    cases: dict[str, Case] = {}
-    for _ in range(4):
-        for relative, (candidates, accept, settings) in wanted.items():
-            if relative in cases and still_accepted(relative):
-                continue
-            cases[relative] = choose(engine, root, relative, candidates, accept, **settings)
-        if all(still_accepted(relative) for relative in wanted):
-            return {relative: choose(engine, root, relative, [_marked_again(case)], wanted[relative][1],
-                                     **wanted[relative][2]) for relative, case in cases.items()}
-    raise AssertionError(f"no choice of inputs for {sorted(wanted)} that the test model completes together")
-
-
-def _marked_again(case: Case) -> str:
-    return case.text[: case.offset] + CURSOR + case.text[case.offset :]
-
-
 def non_empty(shown: str, completion) -> bool:
     return bool(shown.strip())
-
-
-def long_generation(tokens: int) -> Callable[[str, object], bool]:
-    """Accepts a cursor where the model writes at least `tokens` tokens before it stops."""
-    return lambda shown, completion: len(completion.completion.generation.token_ids) >= tokens

@@ -3,13 +3,28 @@ start with the next most likely first tokens and reuse the whole prompt's KV cac
 
 from fimls.prompt import PromptParts
 from fimls.engine.stops import rules_for_cursor
+from model_inputs import CODE, CURSOR, marked, shown_candidates
 
-PREFIX = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return "
+# Prompts ending at the cursor, of which the first the local test model gives a greedy
+# completion and two non-empty alternatives is used (its weights differ from machine to machine).
+PREFIXES = [document[: document.index(CURSOR)] for document in CODE]
+
+
+def _branches(prefix: str):
+    parts = PromptParts(header="#m.py\n", prefix=prefix, suffix="\n")
+    line = prefix.rsplit("\n", 1)[-1]
+    return parts, rules_for_cursor(line, "")
 
 
 def test_alternatives_branch_from_the_shared_prefill_and_the_first_is_the_single_completion(engine):
-    parts = PromptParts(header="#m.py\n", prefix=PREFIX, suffix="\n")
-    rules = rules_for_cursor("    return ", "")
+    for prefix in PREFIXES:
+        parts, rules = _branches(prefix)
+        engine.session.reset()
+        three = engine.complete(parts, max_new_tokens=12, rules=rules, candidates=3)
+        if three.generation.token_ids and len(three.alternatives) == 2 and all(a.text for a in three.alternatives):
+            break
+    else:
+        raise AssertionError("the test model gives no prompt a completion and two alternatives: not a reasonably trained test model")
     engine.session.reset()
     single = engine.complete(parts, max_new_tokens=12, rules=rules)
     engine.session.reset()
@@ -34,36 +49,35 @@ def test_alternatives_branch_from_the_shared_prefill_and_the_first_is_the_single
 
 
 def test_sampling_makes_no_alternatives(engine):
-    parts = PromptParts(header="#m.py\n", prefix=PREFIX, suffix="\n")
+    parts, _ = _branches(PREFIXES[0])
     sampled = engine.complete(parts, max_new_tokens=4, temperature=0.8, candidates=3)
     assert sampled.alternatives == ()
 
 
-def test_an_invoked_request_gets_distinct_candidates_and_an_automatic_one_gets_one(tmp_path, test_model_dir):
-    from lsp_client import LspClient
+def test_an_invoked_request_gets_distinct_candidates_and_an_automatic_one_gets_one(tmp_path, test_model_dir, engine, fimls_session):
+    # A cursor where the local model's greedy completion and an alternative survive post-processing, distinct.
+    for document in CODE:
+        text, offset = marked(document)
+        (tmp_path / "m.py").write_text(text)
+        if len(shown_candidates(engine, tmp_path, "m.py", text, offset, 3, maxNewTokens=12)) >= 2:
+            break
+    else:
+        raise AssertionError("the test model shows two distinct candidates nowhere: not a reasonably trained test model")
+    client = fimls_session(tmp_path, {"model": str(test_model_dir), "maxNewTokens": 12})
+    assert client.first_status["state"] == "ready"
+    uri = (tmp_path / "m.py").as_uri()
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}})
+    line = text.count("\n", 0, offset)
+    position = {"line": line, "character": offset - (text.rfind("\n", 0, offset) + 1)}
 
-    client = LspClient(cwd=str(tmp_path))
-    try:
-        client.call("initialize", {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {},
-                                   "initializationOptions": {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 12,
-                                                             "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}})
-        client.notify("initialized", {})
-        assert client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"), timeout=300)["state"] == "ready"
-        uri = (tmp_path / "m.py").as_uri()
-        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": PREFIX}})
-        lines = PREFIX.split("\n")
-        position = {"line": len(lines) - 1, "character": len(lines[-1])}
+    def items(trigger_kind):
+        answer = client.call("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": position, "context": {"triggerKind": trigger_kind},
+        }, timeout=120)
+        return [item["insertText"] for item in answer["result"]]
 
-        def items(trigger_kind):
-            answer = client.call("textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri}, "position": position, "context": {"triggerKind": trigger_kind},
-            }, timeout=120)
-            return [item["insertText"] for item in answer["result"]]
-
-        automatic = items(2)
-        invoked = items(1)
-        assert len(automatic) == 1
-        assert 2 <= len(invoked) <= 3 and len(set(invoked)) == len(invoked)
-        assert invoked[0] == automatic[0]  # the first candidate is what a single request returns
-    finally:
-        client.close()
+    automatic = items(2)
+    invoked = items(1)
+    assert len(automatic) == 1
+    assert 2 <= len(invoked) <= 3 and len(set(invoked)) == len(invoked)
+    assert invoked[0] == automatic[0]  # the first candidate is what a single request returns

@@ -54,35 +54,26 @@ def test_cursor_kind(path, marked, expected):
     assert cursor_in(path, marked.replace("|", "", 1), offset) == expected
 
 
-@pytest.mark.slow
-def test_no_completion_in_a_comment_when_disabled_there(tmp_path, engine, test_model_dir):
+def test_no_completion_in_a_comment_when_disabled_there(tmp_path, engine, test_model_dir, fimls_session):
     from conftest import wait_for
-    from lsp_client import LspClient
     from model_inputs import CODE, COMMENT, choose
 
     # Inputs the local model completes (chosen at run time: its weights differ from machine to machine).
     comment = choose(engine, tmp_path, "before.py", COMMENT, maxNewTokens=8)
     code = choose(engine, tmp_path, "code.py", CODE, maxNewTokens=8)
-    client = LspClient(cwd=str(tmp_path))
-    try:
-        client.call("initialize", {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {},
-                                   "initializationOptions": {"model": str(test_model_dir), "device": "cpu", "maxNewTokens": 8,
-                                                             "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}})
-        client.notify("initialized", {})
-        assert client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"), timeout=300)["state"] == "ready"
+    client = fimls_session(tmp_path, {"model": str(test_model_dir), "maxNewTokens": 8})
+    assert client.first_status["state"] == "ready"
 
-        def items(name, case):
-            uri = (tmp_path / name).as_uri()
-            client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": case.text}})
-            return client.call("textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri}, "position": {"line": case.line, "character": case.character},
-                "context": {"triggerKind": 2},
-            }, timeout=120)["result"]
+    def items(name, case):
+        uri = (tmp_path / name).as_uri()
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": case.text}})
+        return client.call("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": case.line, "character": case.character},
+            "context": {"triggerKind": 2},
+        }, timeout=120)["result"]
 
-        assert items("before.py", comment)  # on by default: the comment is completed
-        client.notify("workspace/didChangeConfiguration", {"settings": {"fimls": {"disabledIn": ["comment"]}}})
-        assert wait_for(lambda: client.call("fimls/stats")["result"]["settings"]["disabledIn"] == ["comment"])
-        assert items("comment.py", comment) == []
-        assert items("code.py", code)  # code still is
-    finally:
-        client.close()
+    assert items("before.py", comment)  # on by default: the comment is completed
+    client.notify("workspace/didChangeConfiguration", {"settings": {"fimls": {"disabledIn": ["comment"]}}})
+    assert wait_for(lambda: client.call("fimls/stats")["result"]["settings"]["disabledIn"] == ["comment"])
+    assert items("comment.py", comment) == []
+    assert items("code.py", code)  # code still is

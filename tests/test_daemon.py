@@ -18,15 +18,13 @@ import httpx
 import pytest
 
 from conftest import stop_daemon, wait_for
-from lsp_client import LspClient
+from lsp_client import LspClient, start_session
 from fimls.engine import frames
-from model_inputs import CODE, choose, choose_together, long_generation, shown_completion
+from model_inputs import CODE, choose, shown_completion
 
 pytestmark = pytest.mark.slow  # starts daemons
 
-# Inputs the local test model completes are chosen at run time (tests/model_inputs.py): main.py
-# where it writes a short completion, fib.py where it writes a long one (a request to kill in flight).
-LONG_TOKENS = 200
+# The input the local test model completes is chosen at run time (tests/model_inputs.py).
 EDITS_AFTER_THE_CURSOR = [
     "\n\ndef div(a, b):\n    return a / b\n", "\n\ndef neg(a):\n    return -a\n", "\n\nclass Empty:\n    pass\n",
     "\n\nVALUE = 1\n", "\n\n\ndef main():\n    print(1)\n",
@@ -45,10 +43,7 @@ def run_dir():
 
 @pytest.fixture
 def cases(tmp_path, engine):
-    return choose_together(engine, tmp_path, {
-        "app/main.py": (CODE, None, {"maxNewTokens": 12}),
-        "app/fib.py": (CODE, long_generation(LONG_TOKENS), {"maxNewTokens": 1500}),
-    })
+    return {"app/main.py": choose(engine, tmp_path, "app/main.py", CODE, maxNewTokens=12)}
 
 
 @pytest.fixture
@@ -62,12 +57,6 @@ def cursor(cases):
     return (main.line, main.character)
 
 
-@pytest.fixture
-def long_cursor(cases):
-    fib = cases["app/fib.py"]
-    return (fib.line, fib.character)
-
-
 def _socket(run_dir: Path) -> Path:
     return run_dir / "fimls" / "daemon.sock"
 
@@ -79,14 +68,8 @@ def _daemon(run_dir: Path, path: str = "/fimls/stats") -> dict:
 
 def _window(run_dir: Path, workspace: Path, model: Path, **options) -> LspClient:
     """A `fimls --stdio` as an editor window starts it; initialized, not yet waited for."""
-    client = LspClient(env={"XDG_RUNTIME_DIR": str(run_dir)}, cwd=str(workspace))
-    client.call("initialize", {
-        "processId": None, "rootUri": workspace.as_uri(), "capabilities": {"window": {"showMessage": {}}},
-        "initializationOptions": {"model": str(model), "device": "cpu", "maxNewTokens": 12, "debounceMinMs": 0,
-                                  "debounceMaxMs": 0, "cacheSize": 0, **options},
-    })
-    client.notify("initialized", {})
-    return client
+    return start_session(workspace, {"model": str(model), "maxNewTokens": 12, **options}, wait=False,
+                         capabilities={"window": {"showMessage": {}}}, env={"XDG_RUNTIME_DIR": str(run_dir)})
 
 
 def _status(client: LspClient, after: int = 0, states=("ready", "error"), timeout: float = 300) -> dict:
@@ -162,25 +145,33 @@ def test_two_windows_started_at_once_share_one_model_and_answer_as_the_in_proces
 
 
 @pytest.mark.timeout(600)
-def test_a_daemon_killed_mid_request_is_replaced_and_the_window_is_ready_again(run_dir, workspace, test_model_dir, cursor, long_cursor, engine):
-    window = _window(run_dir, workspace, test_model_dir, maxNewTokens=1500)
+def test_a_daemon_killed_mid_request_is_replaced_and_the_window_is_ready_again(run_dir, workspace, test_model_dir, cursor, engine, tmp_path):
+    # The first daemon runs on a stand-in for a slow GPU (tests/faulty_gpu_server.py): the request
+    # is in flight long enough to be killed, whatever the test model writes.
+    fault = tmp_path / "fault"
+    socket_path = _socket(run_dir)
+    socket_path.parent.mkdir(mode=0o700)
+    subprocess.Popen([sys.executable, str(Path(__file__).with_name("faulty_gpu_server.py")), "serve", "--socket", str(socket_path)],
+                     env={**os.environ, "FIMLS_TEST_FAULT": str(fault), "XDG_RUNTIME_DIR": str(run_dir)},
+                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(socket_path.exists, timeout=60)
+    window = _window(run_dir, workspace, test_model_dir)
     try:
         assert _status(window)["state"] == "ready", window.stderr()
         first_pid = _daemon(run_dir, "/health")["pid"]
-        uri = _open(window, workspace, "fib.py")
+        uri = _open(window, workspace, "main.py")
         seen = len(window.notifications)
-        request = _inline(window, uri, long_cursor)
+        fault.write_text("slow 0.5")
+        request = _inline(window, uri, cursor)
         assert wait_for(lambda: _daemon(run_dir)["generating"] == 1, timeout=30, interval=0.005)
         os.kill(first_pid, signal.SIGKILL)
+        fault.unlink()
         assert window.wait_for([request], timeout=60)[request]["result"] == []  # an answer, not an error
         lost = _status(window, seen, states=("error",), timeout=30)
         assert "fimls daemon" in lost["message"] and lost["message"].count(". ") == 0, lost
         assert _status(window, seen, states=("ready",), timeout=120)["state"] == "ready"
         assert _daemon(run_dir, "/health")["pid"] != first_pid
-        window.notify("workspace/didChangeConfiguration", {"settings": {"fimls": {"maxNewTokens": 12}}})
-        assert wait_for(lambda: window.call("fimls/stats")["result"]["settings"]["maxNewTokens"] == 12)
-        main = _open(window, workspace, "main.py")
-        assert _complete(window, main, cursor) == [_expected(engine, workspace, cursor)]
+        assert _complete(window, uri, cursor) == [_expected(engine, workspace, cursor)]
         assert window.process.poll() is None
     finally:
         window.close()

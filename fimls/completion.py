@@ -105,6 +105,20 @@ def complete_text(
     return PromptedCompletion(completion, prompt.span, prompt.built_s + completion.render_s)
 
 
+def complete_in_workspace(
+    engine: Engine, settings: Settings, text: str, offset: int, file_path: str, root: str, candidates: int = 1,
+) -> tuple[str, PromptedCompletion]:
+    """`fimls complete`: the completion at `offset` of the file at `file_path` with the context a
+    server would have for the workspace `root`, and what an editor would be shown of it (the
+    server post-processes the same way)."""
+    from fimls.lsp.postprocess import around_cursor, postprocess
+
+    context = workspace_context(root, settings)
+    context.build()
+    completion = complete_text(engine, settings, text, offset, file_path, root, context=context, candidates=candidates)
+    return postprocess(completion.text, *around_cursor(text, offset)), completion
+
+
 def workspace_context(root: str, settings: Settings) -> ContextBuilder:
     """A context builder over an index of `root` with the settings' file filters; `build()` scans."""
     index = WorkspaceIndex(root, max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)

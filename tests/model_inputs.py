@@ -84,11 +84,6 @@ class Case:
     def line_text(self) -> str:
         return self.text.splitlines()[self.line]
 
-    def shown_line(self) -> str:
-        """The cursor's line as an editor shows it with the completion's first line in place."""
-        line = self.line_text
-        return line[: self.character] + self.shown + line[self.character:]
-
 
 def marked(document: str) -> tuple[str, int]:
     """The document without its cursor mark, and the mark's offset."""
@@ -96,35 +91,29 @@ def marked(document: str) -> tuple[str, int]:
     return document[:offset] + document[offset + 1 :], offset
 
 
-def shown_completion(engine, root: Path, relative: str, text: str, offset: int, **settings):
-    """What `fimls complete relative:LINE:COL` run in `root` prints for the file written there,
-    and the engine's completion behind it: the same context, engine call and post-processing."""
-    from fimls.completion import complete_text, workspace_context
-    from fimls.lsp.postprocess import around_cursor, postprocess
+def _settings(**settings):
     from fimls.settings import Settings
 
-    chosen = Settings(model="fimls:test-model", device="cpu", **settings)  # the model does not shape the prompt
-    context = workspace_context(str(root), chosen)
-    context.build()
-    path = root / relative
-    completion = complete_text(engine, chosen, text, offset, str(path), str(root), context=context)
-    return postprocess(completion.text, *around_cursor(text, offset)), completion
+    return Settings(model="fimls:test-model", device="cpu", **settings)  # the model does not shape the prompt
+
+
+def shown_completion(engine, root: Path, relative: str, text: str, offset: int, **settings):
+    """What `fimls complete relative:LINE:COL` run in `root` prints for the file written there,
+    and the engine's completion behind it: the CLI's own function, in this process."""
+    from fimls.completion import complete_in_workspace
+
+    return complete_in_workspace(engine, _settings(**settings), text, offset, str(root / relative), str(root))
 
 
 def shown_candidates(engine, root: Path, relative: str, text: str, offset: int, count: int, **settings) -> list[str]:
     """What an invoked request shows at the cursor: the greedy completion and the alternatives
     from the same prefill, each post-processed, the empty ones and repeats left out."""
-    from fimls.completion import complete_text, workspace_context
+    from fimls.completion import complete_in_workspace
     from fimls.lsp.postprocess import around_cursor, postprocess
-    from fimls.settings import Settings
 
-    chosen = Settings(model="fimls:test-model", device="cpu", **settings)
-    context = workspace_context(str(root), chosen)
-    context.build()
-    completion = complete_text(engine, chosen, text, offset, str(root / relative), str(root), context=context,
-                               candidates=count).completion
+    _, prompted = complete_in_workspace(engine, _settings(**settings), text, offset, str(root / relative), str(root), count)
     shown = []
-    for candidate in (completion, *completion.alternatives):
+    for candidate in (prompted.completion, *prompted.completion.alternatives):
         visible = postprocess(candidate.text, *around_cursor(text, offset))
         if visible.strip() and visible not in shown:
             shown.append(visible)

@@ -69,7 +69,7 @@ def _llama_bench(binaries: Path, gguf: Path, repetitions: int) -> dict[str, floa
 
 def _cold_greedy(engine, prompt: list[int], new_tokens: int):
     """`new_tokens` greedy tokens after `prompt`, nothing cached, through the engine's decode path."""
-    from fimls.engine.decode import generate
+    from fimls.engine.model.decode import generate
 
     engine.sessions.reset()
     return generate(engine.forward, engine.session, prompt, max_new_tokens=new_tokens, stop_ids=frozenset(),
@@ -117,9 +117,11 @@ def _agreement(lean, plain, prompts: int) -> float:
 def run(file: Path, keystrokes: int, binaries: Path, repetitions: int, agreement_prompts: int = AGREEMENT_PROMPTS) -> dict[str, Any]:
     import torch
 
-    from fimls.engine.engine import Engine
-    from fimls.engine.loading import load_model, load_tokenizer_and_window
-    from fimls.engine.server import ServerBackend, ServerOptions
+    from fimls.engine.backends.inprocess import InProcessBackend
+    from fimls.engine.backends.server import ServerBackend, ServerOptions
+    from fimls.engine.model.engine import Engine
+    from fimls.engine.model.checkpoint import load_tokenizer_and_window
+    from fimls.engine.model.loading import load_model
     from fimls.settings import Settings
 
     if not (binaries / "llama-bench").is_file():
@@ -141,7 +143,7 @@ def run(file: Path, keystrokes: int, binaries: Path, repetitions: int, agreement
     # One file, no cross-file context: both sides get the same prompt for each keystroke.
     settings = Settings(model=str(models["gptq"]), device="cpu", max_new_tokens=MAX_NEW_TOKENS, context_tokens=0, backend="inprocess")
     states = keystroke_states(file.read_text(encoding="utf-8"), keystrokes)
-    replay = {name: _replay(engine, settings, states, file) for name, engine in engines.items()}
+    replay = {name: _replay(InProcessBackend(engine), settings, states, file) for name, engine in engines.items()}
     tokenizer, window = load_tokenizer_and_window(str(models["gptq"]))
     for name in ("q4_0", "q4_0_f16_head"):
         with LlamaServer(binaries / "llama-server", models[name]) as server:

@@ -38,8 +38,9 @@ def profile(shape: str, prompt_tokens: int = 256, steps: int = 32, forward: str 
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from fimls.completion import load_engine
-    from fimls.engine.decode import decode_one_token, prefill, pick_next_token
+    from fimls.backends import model_spec, tuning
+    from fimls.engine.backends.inprocess import open_inprocess
+    from fimls.engine.model.decode import decode_one_token, prefill, pick_next_token
     from fimls.settings import Settings
     from fimls.testmodel import cache_root, ensure_test_model
 
@@ -49,7 +50,8 @@ def profile(shape: str, prompt_tokens: int = 256, steps: int = 32, forward: str 
         from fimls.bench.random_gptq import write_random_gptq
 
         path = write_random_gptq(shape, cache_root() / f"bench-{shape}", ensure_test_model())
-    engine = load_engine(Settings(model=str(path), device="cpu", speculative_tokens=0, backend="inprocess", cpu_forward=forward))
+    settings = Settings(model=str(path), device="cpu", speculative_tokens=0, backend="inprocess", cpu_forward=forward)
+    engine = open_inprocess(model_spec(settings), tuning(settings)).engine
     model, device = engine.forward, engine.loaded.device
     rng = random.Random(0)
     prompt = [rng.randrange(100, 32000) for _ in range(prompt_tokens)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import glob
 import lzma
-import os
 import shutil
 import subprocess
 import sys

@@ -85,8 +85,8 @@ def _bench_naive(engine, keystroke_parts, max_new_tokens) -> dict[str, Any]:
 
 def run(model: str | None, file: Path, keystrokes: int, device: str, max_new_tokens: int = 16) -> dict[str, Any]:
     from fimls.context.window import window_parts
-    from fimls.engine.engine import Engine
-    from fimls.engine.loading import load_model
+    from fimls.engine.model.engine import Engine
+    from fimls.engine.model.loading import load_model
     from fimls.settings import Settings
     from fimls.testmodel import cache_root, ensure_test_model
 

@@ -63,17 +63,17 @@ def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_token
     import torch
 
     from fimls.bench.random_gptq import write_random_gptq
-    from fimls.completion import load_engine
-    from fimls.engine.decode import generate
+    from fimls.backends import model_spec, tuning
+    from fimls.engine.backends.inprocess import open_inprocess
+    from fimls.engine.model.decode import generate
     from fimls.settings import Settings
     from fimls.testmodel import cache_root, ensure_test_model
 
     path = write_random_gptq(shape, cache_root() / f"bench-{shape}", ensure_test_model())
     # What a user gets (static cache and CUDA graphs on CUDA, warmed up), without speculation:
     # random weights repeat themselves, which would flatter prompt-lookup drafts.
-    engine = load_engine(Settings(
-        model=str(path), device=device, speculative_tokens=0, backend="inprocess", gptq_backend=gptq_backend,
-    ))
+    settings = Settings(model=str(path), device=device, speculative_tokens=0, backend="inprocess", gptq_backend=gptq_backend)
+    engine = open_inprocess(model_spec(settings), tuning(settings)).engine
     model, dev = engine.loaded.model, engine.loaded.device
     forward = engine.forward  # what the engine decodes with (the lean forward on CPU)
     rng = random.Random(0)
@@ -128,7 +128,7 @@ def bench_shape(shape: str, device: str, prompt_lengths: list[int], decode_token
 def run(device: str, small: bool, gptq_backend: str = "auto") -> dict[str, Any]:
     import torch
 
-    from fimls.engine.loading import choose_device
+    from fimls.engine.model.loading import choose_device
 
     dev = choose_device(device)
     shapes = SMALL_SHAPES if small else FULL_SHAPES

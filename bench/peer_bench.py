@@ -113,7 +113,7 @@ def _naive_pass(engine, settings, states, path: Path) -> dict:
 def _typists(binary: Path, gguf: Path, tokenizer, window: int, settings, texts: list[str], k: int, keystrokes: int, path: Path) -> dict:
     """k typists, each its own fimls server backend, against one llama-server with k slots."""
     from fimls.completion import complete_text
-    from fimls.engine.server import ServerBackend, ServerOptions
+    from fimls.engine.backends.server import ServerBackend, ServerOptions
 
     latencies: list[float] = []
     errors = [0]
@@ -144,9 +144,10 @@ def _typists(binary: Path, gguf: Path, tokenizer, window: int, settings, texts: 
 
 def run(file: Path, keystrokes: int, binary: Path, typists: tuple[int, ...]) -> dict[str, Any]:
     from fimls.bench.gguf_export import write_gguf
-    from fimls.completion import load_engine
-    from fimls.engine.loading import load_tokenizer_and_window
-    from fimls.engine.server import ServerBackend, ServerOptions
+    from fimls.backends import model_spec, tuning
+    from fimls.engine.backends.inprocess import open_inprocess
+    from fimls.engine.backends.server import ServerBackend, ServerOptions
+    from fimls.engine.model.checkpoint import load_tokenizer_and_window
     from fimls.settings import Settings
     from fimls.testmodel import ensure_test_model
 
@@ -163,10 +164,10 @@ def run(file: Path, keystrokes: int, binary: Path, typists: tuple[int, ...]) -> 
     )
     text = file.read_text(encoding="utf-8")
     states = keystroke_states(text, keystrokes)
-    engine = load_engine(settings)
+    inprocess = open_inprocess(model_spec(settings), tuning(settings))
     tokenizer, window = load_tokenizer_and_window(dense)
-    local = _fimls_pass(engine, settings, states, file)
-    naive = _naive_pass(engine, settings, states, file)
+    local = _fimls_pass(inprocess, settings, states, file)
+    naive = _naive_pass(inprocess.engine, settings, states, file)
     with LlamaServer(binary, gguf) as server:
         backend = ServerBackend(tokenizer, ServerOptions(url=server.url), name="peer", window=window)
         through_server = _fimls_pass(backend, settings, states, file, server)

@@ -18,6 +18,9 @@ SHAPES = {
     "deepseek-coder-6.7b": (4096, 32, 32, 11008),
     # Big enough on a 2-core CPU that prefill dominates a keystroke, small enough to bench in minutes.
     "cpu-medium": (1024, 8, 8, 2816),
+    # An MLP width a group of 128 does not divide (as DeepSeek-Coder-V2-Lite's dense layer's 10944):
+    # a shape some GPTQ kernels cannot serve.
+    "ragged-groups": (128, 1, 4, 320),
 }
 GROUP_SIZE = 128
 VOCAB_ROWS = 32256
@@ -37,7 +40,7 @@ def write_random_gptq(shape: str, out: Path, tokenizer_dir: Path, seed: int = 0)
     tensors: dict[str, torch.Tensor] = {}
 
     def quantized(name: str, in_features: int, out_features: int) -> None:
-        groups = in_features // GROUP_SIZE
+        groups = -(-in_features // GROUP_SIZE)  # the last group short where the width is ragged
         tensors[f"{name}.qweight"] = torch.randint(
             -(2**31), 2**31 - 1, (in_features // 8, out_features), dtype=torch.int32, generator=generator
         )

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fimls.bench.engine_bench import keystroke_states
-from fimls.engine.rundir import stop_daemon
+from fimls.engine.daemon.rundir import stop_daemon
 from fimls.lsp.stats import percentile
 
 QUIET = {"debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0}
@@ -175,13 +175,15 @@ HOP_CALLS = 300  # about 10 s with the test model
 def hop_beside_inprocess(model: str, run_dir: Path, keystrokes: int) -> dict[str, Any]:
     """p50 of each call's time beyond its model time, through the daemon and in this process, the
     calls alternating (which goes first alternates too) so that both see the same machine."""
-    from fimls.completion import build_prompt, load_engine
+    from fimls.backends import open_backend
+    from fimls.completion import build_prompt
+    from fimls.contract import CompletionRequest
     from fimls.settings import Settings
 
     previous = os.environ.get("XDG_RUNTIME_DIR")
     os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
     try:
-        backends = {name: load_engine(Settings(model=model, device="cpu", backend=name)) for name in ("local", "inprocess")}
+        backends = {name: open_backend(Settings(model=model, device="cpu", backend=name)) for name in ("local", "inprocess")}
     finally:
         if previous is None:
             os.environ.pop("XDG_RUNTIME_DIR", None)
@@ -196,7 +198,7 @@ def hop_beside_inprocess(model: str, run_dir: Path, keystrokes: int) -> dict[str
         order = list(backends.items()) if step % 2 else list(reversed(backends.items()))
         for name, backend in order:
             started = time.perf_counter()
-            completion = backend.complete(prompt.parts, max_new_tokens=settings.max_new_tokens, rules=prompt.rules, session="replay")
+            completion = backend.complete(CompletionRequest(prompt.parts, settings.max_new_tokens, rules=prompt.rules, session="replay"))
             wall = time.perf_counter() - started
             # The daemon's own model time: its answer's time less what the stdio side measured beyond it.
             model_s = completion.model_s - (completion.transport_s or 0.0)

@@ -11,6 +11,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
+from tree_sitter import Language, Parser
+
+from fimls.context.languages import language_of
+
 T = TypeVar("T")
 
 MAX_DEFINITION_LINES = 60
@@ -40,8 +44,6 @@ GRAMMARS = {
 
 @functools.lru_cache(maxsize=None)
 def parser(grammar: str):
-    from tree_sitter import Language, Parser
-
     if grammar not in GRAMMARS:
         raise ValueError(f"no grammar for {grammar}")
     package, function = GRAMMARS[grammar]
@@ -219,8 +221,6 @@ CURSOR_WINDOW_CHARS = 8000  # the text before the cursor a decision reads (a doc
 
 
 def grammar_for(path: str) -> str | None:
-    from fimls.context.languages import language_of
-
     if path.endswith(".tsx"):
         return "tsx"
     language = language_of(path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from fimls.prompt import TokenCounter
+from fimls.contract import TokenCounter
 
 COUNTS_KEPT = 8192
 

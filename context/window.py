@@ -8,7 +8,7 @@ like nothing the model was trained on.
 from __future__ import annotations
 
 from fimls.context.languages import path_comment
-from fimls.prompt import PromptParts, TokenCounter
+from fimls.contract import PromptParts, TokenCounter
 
 
 def _fit_chars(text: str, budget: int, count_tokens: TokenCounter, keep_end: bool) -> str:

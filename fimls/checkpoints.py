@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tokenizers import Regex, pre_tokenizers
+
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 FIM_HOLE, FIM_BEGIN, FIM_END = "<｜fim▁hole｜>", "<｜fim▁begin｜>", "<｜fim▁end｜>"
 # 32000-32012: the 13 byte characters that never occur in UTF-8 text, which the real BPE therefore
@@ -32,8 +34,6 @@ PRE_TOKENIZER_SPLITS = ["[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", "[一-龥ࠀ-一�
 
 
 def pre_tokenizer():
-    from tokenizers import Regex, pre_tokenizers
-
     return pre_tokenizers.Sequence(
         [pre_tokenizers.Split(Regex(pattern), "isolated") for pattern in PRE_TOKENIZER_SPLITS]
         + [

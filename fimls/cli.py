@@ -1,16 +1,25 @@
 """Command line: `fimls --stdio` (the language server), `fimls serve` (the shared daemon),
-`fimls check`, `fimls complete`, `fimls make-test-model`."""
+`fimls check`, `fimls complete`, `fimls make-test-model`, `fimls bench ...`, `fimls eval-context ...`.
+
+`check` and `make-test-model` are watched by a person: they send what the model libraries print
+to a log and show fimls' own lines and progress on the terminal (fimls/stdio.py)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import logging
 import sys
+from pathlib import Path
 
 from fimls import __version__
-from fimls.settings import DEFAULT_MODEL, default_model
+from fimls.backends import model_spec, open_backend, tuning
+from fimls.contract import ModelUnavailable, PromptParts
+from fimls.settings import DEFAULT_MODEL, Settings, default_model
+from fimls.stdio import Progress, details_log, divert_libraries, print_err, print_out, reserve_stdout
+from fimls.testmodel import SEED_ENV, TEST_MODEL_ALIAS, ensure_test_model, is_test_model_dir
 
 CHECK_PREFIX = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    if n < 2:\n        return n\n    return '
 CHECK_SUFFIX = "\n\n\nprint(fibonacci(10))\n"
@@ -23,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stdio", action="store_true", help="serve LSP over stdin/stdout (what editors start)")
     parser.add_argument("--tcp", action="store_true", help="serve LSP over TCP on 127.0.0.1")
     parser.add_argument("--port", type=int, default=2087, help="TCP port for --tcp (default 2087)")
-    parser.add_argument("--log-file", help="write logs here instead of stderr")
+    parser.add_argument("--log-file", help="write logs here instead of stderr (check and make-test-model: the model "
+                        "libraries' output too, which otherwise goes to logs/COMMAND.log in fimls' cache)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command")
 
@@ -89,27 +99,16 @@ def _parser() -> argparse.ArgumentParser:
     context_bench = benches.add_parser("context", help="index a workspace; time building the context per request")
     context_bench.add_argument("--repo", required=True, help="workspace directory")
     context_bench.add_argument("--samples", type=int, default=200)
-    context_bench.add_argument("--ranker", default="fused", choices=["fused", "symbols", "imports", "jaccard", "bm25"])
+    context_bench.add_argument("--ranker", default="fused", choices=["fused", "symbols", "imports", "recent", "jaccard", "bm25"])
     context_bench.add_argument("--budget", type=int, default=1024, help="context token budget")
     context_bench.add_argument("--json", action="store_true", help="print only the JSON object")
 
     evaluation = commands.add_parser("eval-context", help="model-free retrieval benchmark on any repository")
-    eval_commands = evaluation.add_subparsers(dest="eval_command", required=True)
-    make_cases = eval_commands.add_parser("make-cases", help="cases: uses of names defined in another file of the same repository")
-    make_cases.add_argument("--repo", required=True)
-    make_cases.add_argument("--out", required=True)
-    make_cases.add_argument("--max", type=int, default=300)
-    make_cases.add_argument("--seed", type=int, default=0)
-    make_cases.add_argument("--resolver", choices=["fimls", "jedi", "typescript", "gopls"], default="fimls",
-                            help="who gives the gold answers: fimls' import resolution (every language; an upper bound "
-                            "for `imports`), or an analyser of the language: jedi (Python), the TypeScript language "
-                            "service (TS/JS; $TYPESCRIPT names the typescript package), gopls (Go)")
-    eval_run = eval_commands.add_parser("run", help="recall, mrr, noise and build time per ranker and budget")
-    eval_run.add_argument("--repo", required=True)
-    eval_run.add_argument("--cases", required=True)
-    eval_run.add_argument("--budget", default="512,1024,2048")
-    eval_run.add_argument("--ranker", default="none,jaccard,bm25,imports,symbols,fused")
-    eval_run.add_argument("--json", action="store_true", help="print only the JSON object")
+    # The harness owns its options (one parser for `fimls eval-context` and `python -m
+    # fimls.bench.eval_context`); its module imports only the standard library at its top.
+    from fimls.bench.eval_context import add_arguments as eval_context_arguments
+
+    eval_context_arguments(evaluation)
 
     serve = commands.add_parser("serve", help="the shared daemon that owns the model for every editor window (started on first use)")
     serve.add_argument("--socket", default=None, help="Unix socket path (default: daemon.sock in $XDG_RUNTIME_DIR/fimls)")
@@ -117,12 +116,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--idle-exit-s", type=float, default=600.0, help="exit after this long with no client (0: never)")
     serve.add_argument("--kv-sessions", choices=["document", "shared"], default="document",
                        help="a KV cache per document (default), or one for all (to measure the difference)")
-
-    kit = commands.add_parser("gpu-kit", help="write the folder that runs fimls' CUDA checks on a GPU machine with no package index")
-    kit.add_argument("directory")
-    kit.add_argument("--python", default="3.12", help="the GPU machine's CPython (default 3.12)")
-    kit.add_argument("--wheelhouse", default=None, help="wheel cache (default: gpu-kit-wheels in fimls' cache)")
-    kit.add_argument("--offline", action="store_true", help="take every wheel from the cache; fetch nothing")
 
     make = commands.add_parser("make-test-model", help="build (or find cached) the small offline test model; print its path")
     make.add_argument("directory", nargs="?", default=None)
@@ -142,11 +135,11 @@ def _setup_logging(verbose: bool, log_file: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Before anything imports a model library: fd 1 becomes stderr, our output keeps the real one.
-    from fimls.stdio import reserve_stdout
-
     out = reserve_stdout()
     _setup_logging(args.verbose, args.log_file)
     if args.stdio or args.tcp:
+        # Each command imports what it runs, after the stdout guard above and not before: the
+        # model libraries print at import, and `fimls --help` should not wait for them.
         from fimls.lsp.server import serve
 
         return serve(stdio_out=out if args.stdio else None, tcp_port=args.port if args.tcp else None)
@@ -155,38 +148,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "complete":
         return _complete(args)
     if args.command == "bench":
-        from fimls.bench import context_bench, cpu_bench, engine_bench, gpu_bench, lsp_bench, peer_bench, soak_bench
-
-        benches = {
-            "engine": engine_bench, "gpu": gpu_bench, "lsp": lsp_bench, "context": context_bench, "soak": soak_bench,
-            "peer": peer_bench, "cpu": cpu_bench,
-        }
-        return benches[args.bench].main(args)
+        return _bench(args)
     if args.command == "eval-context":
-        from fimls.bench.eval_context import main as eval_context
+        from fimls.bench.eval_context import main as eval_context  # lab code, only for this command
 
         return eval_context(args)
     if args.command == "serve":
         return _serve(args)
-    if args.command == "gpu-kit":
-        return _gpu_kit(args)
     if args.command == "make-test-model":
-        from fimls.stdio import print_out
-        from fimls.testmodel import SEED_ENV, ensure_test_model
-
-        if args.seed is not None:
-            os.environ[SEED_ENV] = str(args.seed)
-        print_out(str(ensure_test_model(args.directory)))
-        return 0
+        return _make_test_model(args)
     _parser().print_help(sys.stderr)
     return 2
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fimls.engine.daemon import DaemonOptions, serve
-    from fimls.engine.rundir import RunDirUnsafe, socket_path
+    # The daemon's modules only for `fimls serve` (see `main`).
+    from fimls.engine.daemon.service import DaemonOptions, serve
+    from fimls.engine.daemon.rundir import RunDirUnsafe, socket_path
 
     try:
         path = Path(args.socket) if args.socket else socket_path()
@@ -197,52 +175,94 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(DaemonOptions(path, args.max_resident_models, args.idle_exit_s, args.kv_sessions))
 
 
-def _gpu_kit(args: argparse.Namespace) -> int:
-    from pathlib import Path
+# What the benchmarks import and fimls itself does not: the `bench` extra (pyproject.toml).
+BENCH_EXTRA = frozenset({"gguf", "psutil"})
 
-    from fimls.gpu_kit import build
-    from fimls.stdio import print_out
 
+def _bench(args: argparse.Namespace) -> int:
     try:
-        manifest = build(Path(args.directory), args.python, Path(args.wheelhouse) if args.wheelhouse else None, args.offline)
-    except RuntimeError as error:
-        return _user_error(error)
-    print_out(f"{args.directory}: {manifest['bytes'] / 2**20:.1f} MiB for CPython {args.python}; run it with run.sh OUTPUT_DIR")
-    return 0
+        # Only the benchmark asked for: each imports what it alone needs.
+        return importlib.import_module(f"fimls.bench.{args.bench}_bench").main(args)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").partition(".")[0]
+        if missing not in BENCH_EXTRA:
+            raise
+        return _user_error(RuntimeError(
+            f"`fimls bench {args.bench}` needs {missing}, which fimls installs only for its benchmarks: "
+            "pip install 'fimls[bench]'"
+        ))
 
 
 def _user_error(error: Exception) -> int:
-    print(f"fimls: {error}", file=sys.stderr)
+    """One sentence for the person running fimls; with the libraries' output diverted, where it went."""
+    log = details_log()
+    print_err(f"fimls: {error}" + (f" (log: {log})" if log is not None else ""))
     return 2
+
+
+def _divert_libraries(args: argparse.Namespace) -> None:
+    """What the model libraries print (banners, quantization tables, warnings, their progress bars)
+    goes to a log, `--log-file` or one per command in fimls' cache, so that the terminal shows
+    fimls' own lines only."""
+    from fimls.testmodel import cache_root  # light, but not needed to start `fimls --stdio`
+
+    log = Path(args.log_file) if args.log_file else cache_root() / "logs" / f"{args.command}.log"
+    try:
+        divert_libraries(log, append=bool(args.log_file))
+    except OSError as error:
+        print_err(f"fimls: cannot write the log {log} ({error.strerror}); the libraries' output stays here")
+
+
+def _failed(what: str, error: Exception) -> int:
+    """An error nobody foresaw: one sentence here, the traceback in the log."""
+    logging.getLogger("fimls.cli").error("%s failed", what, exc_info=error)
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return _user_error(RuntimeError(f"{what} failed: {type(error).__name__}{': ' if first_line else ''}{first_line}"))
+
+
+def _make_test_model(args: argparse.Namespace) -> int:
+    if args.seed is not None:
+        os.environ[SEED_ENV] = str(args.seed)
+    _divert_libraries(args)
+    try:
+        path = ensure_test_model(args.directory, progress=Progress("fimls make-test-model").step)
+    except Exception as error:
+        return _failed("building the test model", error)
+    print_out(str(path))
+    return 0
 
 
 def _settings(args: argparse.Namespace, **extra):
     """The commands run the model in their own process: they report on it, and answer as the
     in-process engine does."""
-    from fimls.settings import Settings
-
     backend = getattr(args, "gptq_backend", "auto")
     return Settings(model=args.model or default_model(), device=args.device, backend="inprocess", gptq_backend=backend, **extra)
 
 
 def _check(args: argparse.Namespace) -> int:
-    from fimls.completion import load_engine
-    from fimls.prompt import PromptParts
-    from fimls.engine.fim import FimUnsupported
-    from fimls.engine.loading import ModelUnavailable
-    from fimls.stdio import print_out
-
-    settings = _settings(args)
+    _divert_libraries(args)
     try:
-        engine = load_engine(settings)
-    except (ModelUnavailable, FimUnsupported) as error:
+        return _run_check(args, _settings(args), Progress("fimls check"))
+    except ModelUnavailable as error:
         return _user_error(error)
-    engine.session.reset()  # time a cold prompt, not one the warm-up left in the cache
-    parts = PromptParts(header="#fibonacci.py\n", prefix=CHECK_PREFIX, suffix=CHECK_SUFFIX)
-    completion = engine.complete(parts, max_new_tokens=32)
-    gen = completion.generation
-    # Decode speed over a fixed length: the real completion may end after a token or two.
-    timed = engine.complete(parts, max_new_tokens=SPEED_TOKENS, stop_ids=frozenset()).generation
+    except Exception as error:
+        return _failed("the check", error)
+
+
+def _run_check(args: argparse.Namespace, settings, progress) -> int:
+    from fimls.engine.backends.inprocess import open_inprocess  # torch and the model code (see `main`)
+
+    if settings.model == TEST_MODEL_ALIAS:
+        ensure_test_model(progress=progress.step)  # a build's steps shown here; loading then finds it built
+    with progress.step(f"loading {settings.model}"):
+        engine = open_inprocess(model_spec(settings), tuning(settings)).engine  # the model itself is what is checked
+    with progress.step("completing"):
+        engine.session.reset()  # time a cold prompt, not one the warm-up left in the cache
+        parts = PromptParts(header="#fibonacci.py\n", prefix=CHECK_PREFIX, suffix=CHECK_SUFFIX)
+        completion = engine.complete(parts, max_new_tokens=32)
+        gen = completion.generation
+        # Decode speed over a fixed length: the real completion may end after a token or two.
+        timed = engine.complete(parts, max_new_tokens=SPEED_TOKENS, stop_ids=frozenset()).generation
     report = {
         "model": settings.model,
         "device": str(engine.loaded.device),
@@ -274,8 +294,6 @@ TEST_MODEL_NOTE = (
 
 
 def _is_test_model(model: str) -> bool:
-    from fimls.testmodel import TEST_MODEL_ALIAS, is_test_model_dir
-
     return model == TEST_MODEL_ALIAS or is_test_model_dir(model)
 
 
@@ -285,10 +303,7 @@ def _parse_location(location: str) -> tuple[str, int, int]:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from fimls.completion import complete_in_workspace, load_engine
-    from fimls.engine.fim import FimUnsupported
-    from fimls.engine.loading import ModelUnavailable
-    from fimls.stdio import print_out
+    from fimls.completion import complete_in_workspace  # the context's parsers and index (see `main`)
 
     try:
         path, line, col = _parse_location(args.location)
@@ -308,9 +323,9 @@ def _complete(args: argparse.Namespace) -> int:
     extra = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     settings = _settings(args, **extra)
     try:
-        engine = load_engine(settings)
-    except (ModelUnavailable, FimUnsupported) as error:
+        backend = open_backend(settings)
+    except ModelUnavailable as error:
         return _user_error(error)
-    shown, _ = complete_in_workspace(engine, settings, text, offset, path, args.root or os.getcwd())
+    shown, _ = complete_in_workspace(backend, settings, text, offset, path, args.root or os.getcwd())
     print_out(shown)
     return 0

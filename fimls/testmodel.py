@@ -9,9 +9,10 @@ positions, BOS 32013 / EOS 32014, no grouped-query attention, a `quantization_co
 `checkpoint_format`), quantize_config.json and generation_config.json, and act-order GPTQ 4-bit
 weights with groups of 128 made by gptqmodel in one model.safetensors. Only the dimensions are
 small. The dense float32 weights it was quantized from are kept in `dense/`, for the replicas of
-the other repositories (fimls/replicas.py) and for checking the quantized model against them. It is trained for a short, fixed number of steps on
-fill-in-the-middle samples of the standard library, enough to write indented, keyword-shaped code
-and to end a middle with EOS; tests must not need more from it than that.
+the other repositories (tests/replicas.py) and for checking the quantized model against them. It is
+trained for a short, fixed number of steps on fill-in-the-middle samples of the standard library,
+enough to write indented, keyword-shaped code and to end a middle with EOS; tests must not need
+more from it than that.
 
 The corpus ships with fimls (`data/test-model-corpus.xz`: the Python standard library of one
 CPython release, files of 1.5-40 KB), so the model trains on the same text on every machine and
@@ -40,9 +41,12 @@ import sys
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Callable, ContextManager
 
 from fimls import checkpoints
 from fimls.checkpoints import BASE_VOCAB, BOS, EOS, FIM_BEGIN, FIM_END, FIM_HOLE, VOCAB_ROWS
+import fcntl
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,14 @@ SEED_ENV = "FIMLS_TEST_MODEL_SEED"
 CORPUS = Path(__file__).resolve().parent / "data" / "test-model-corpus.xz"
 # TheBloke's main branch: act-order (desc_act), groups of 128.
 GPTQ = dict(bits=4, group_size=128, desc_act=True, calibration_samples=32)
+
+# progress(title, total) opens a step of the build and yields the function that counts its units
+# (fimls.stdio.Progress.step is one); `total` is None for a step that is not counted.
+StepProgress = Callable[[str, "int | None"], ContextManager[Callable[[int], None]]]
+
+
+def _no_progress(title: str, total: int | None = None) -> ContextManager[Callable[[int], None]]:
+    return contextlib.nullcontext(lambda count=1: None)
 
 
 def cache_root() -> Path:
@@ -101,7 +113,8 @@ def default_dir() -> Path:
 
 def token_counter():
     """Counts tokens with the test model's tokenizer: exact budgets for benchmarks without a model."""
-    from fimls.engine.tokenizer import load_tokenizer
+    # The settings import this module in every editor's process: transformers only when asked.
+    from fimls.engine.model.tokenizer import load_tokenizer
 
     return load_tokenizer(str(ensure_test_model()), name=TEST_MODEL_ALIAS, local_only=True).count
 
@@ -116,23 +129,28 @@ def _is_complete(directory: Path) -> bool:
     return stamp.is_file() and json.loads(stamp.read_text()).get("recipe") == recipe_key()
 
 
-def ensure_test_model(directory: Path | str | None = None) -> Path:
+def ensure_test_model(directory: Path | str | None = None, progress: StepProgress | None = None) -> Path:
     """Return a directory holding the test model, building it first if needed. `FIMLS_TEST_MODEL_DIR`
-    names one built elsewhere, used as is (the GPU kit carries one, built on another machine)."""
+    names one built elsewhere, used as is (the GPU kit carries one, built on another machine).
+    `progress` is told the steps of a build (and of a wait for another process's)."""
     if directory is None and os.environ.get("FIMLS_TEST_MODEL_DIR"):
         return Path(os.environ["FIMLS_TEST_MODEL_DIR"])
     target = Path(directory) if directory is not None else default_dir()
     if _is_complete(target):
         return target
+    progress = progress or _no_progress
     target.parent.mkdir(parents=True, exist_ok=True)
-    import fcntl
 
     with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building the same model
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with progress("waiting for another process building the test model"):
+                fcntl.flock(lock, fcntl.LOCK_EX)
         if not _is_complete(target):
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
             try:
-                _build(staging, recipe_key())
+                _build(staging, recipe_key(), progress)
                 staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any other
                 if target.exists():
                     shutil.rmtree(target)
@@ -149,8 +167,6 @@ def _corpus() -> list[str]:
 
 
 def _train_tokenizer(texts: list[str]):
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.Sequence([])
     tokenizer.pre_tokenizer = checkpoints.pre_tokenizer()
@@ -211,7 +227,7 @@ def _sampled_softmax_loss(model, input_ids, pad: int, negatives: int, generator)
     build see ten times more code in the same minute. The negatives are drawn from the whole
     vocabulary so rows the batch never targets are still pushed down.
     """
-    import torch
+    import torch  # the training stack only when a model is built (see `token_counter`)
 
     hidden = model.model(input_ids=input_ids, attention_mask=(input_ids != pad).long()).last_hidden_state
     hidden, targets = hidden[:, :-1].reshape(-1, hidden.shape[-1]), input_ids[:, 1:].reshape(-1)
@@ -229,8 +245,8 @@ def _sampled_softmax_loss(model, input_ids, pad: int, negatives: int, generator)
     return torch.nn.functional.cross_entropy(logits, inverse[: len(targets)])
 
 
-def _train_model(model, texts: list[str], encode) -> None:
-    import torch
+def _train_model(model, texts: list[str], encode, advance: Callable[[int], None]) -> None:
+    import torch  # the training stack only when a model is built (see `token_counter`)
 
     train = train_settings()
     rng = random.Random(train["seed"])
@@ -252,17 +268,21 @@ def _train_model(model, texts: list[str], encode) -> None:
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
+        advance(1)
     model.eval()
 
 
-def _build(out: Path, key: str) -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def _build(out: Path, key: str, progress: StepProgress = _no_progress) -> None:
+    with progress("loading torch and transformers"):
+        # The training stack only when a model is built (see `token_counter`).
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed())
     torch.set_num_threads(TRAIN["threads"])
     texts = _corpus()
-    raw_tokenizer = _train_tokenizer(texts)
+    with progress("training the tokenizer"):
+        raw_tokenizer = _train_tokenizer(texts)
     encode = lambda s: raw_tokenizer.encode(s, add_special_tokens=False).ids  # noqa: E731
 
     # A copy: LlamaConfig normalizes rope_scaling in place, which would change the recipe key.
@@ -271,12 +291,14 @@ def _build(out: Path, key: str) -> None:
         tie_word_embeddings=False, **copy.deepcopy(ARCHITECTURE),
     )
     model = LlamaForCausalLM(config)
-    _train_model(model, texts, encode)
+    with progress("training the model", TRAIN["steps"]) as advance:
+        _train_model(model, texts, encode, advance)
 
     dense = out / DENSE_SUBDIR
     model.save_pretrained(dense)
     write_tokenizer_files(dense, raw_tokenizer)
-    quantize(dense, out, group_size=GPTQ["group_size"], texts=texts)
+    with progress(f"quantizing it to {GPTQ['bits']}-bit GPTQ"):
+        quantize(dense, out, group_size=GPTQ["group_size"], texts=texts)
     (out / "fimls-test-model.json").write_text(json.dumps({"recipe": key, "alias": TEST_MODEL_ALIAS}))
 
 
@@ -314,6 +336,7 @@ def quantize(dense_dir: Path, out: Path, *, group_size: int, texts: list[str] | 
     gptqmodel writes a `logs/` folder into the current directory while it quantizes; it runs in
     a scratch directory so that nothing lands where the user ran fimls.
     """
+    # The quantizer only when a model is built (see `token_counter`).
     from gptqmodel import GPTQModel, QuantizeConfig
     from transformers import PreTrainedTokenizerFast
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from fimls.engine.stops import code_follows, line_after, line_before
+from fimls.stops import code_follows, line_after, line_before
 
 _CLOSERS = {")": "(", "]": "[", "}": "{"}
 _OPENERS = {v: k for k, v in _CLOSERS.items()}

@@ -8,17 +8,28 @@ import fnmatch
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
+from fimls.backends import tuning
+from fimls.completion import complete_text
 from fimls.context.syntax import cursor_in
+from fimls.contract import Backend, BackendError
 from fimls.engine.worker import ModelWorker, Superseded
 from fimls.lsp.debounce import TypingRhythm
 from fimls.lsp.postprocess import around_cursor, postprocess
 from fimls.lsp.stats import Stats
 from fimls.lsp.suggestion_cache import SuggestionCache
-from fimls.settings import Settings
+from fimls.settings import RELOAD_FIELDS, Settings
 
 log = logging.getLogger(__name__)
+
+# What one window shares whatever folder a document is in: the one model and how it is reached,
+# the backend's tuning, the service's debounce and cache, and the index (one for all folders).
+WINDOW_FIELDS = RELOAD_FIELDS | {
+    "prompt_layout", "speculative_tokens", "max_cached_tokens", "max_resident_models", "daemon_idle_exit_s",
+    "debounce_min_ms", "debounce_max_ms", "cache_size", "max_file_bytes", "exclude_globs",
+}
 
 
 @dataclass
@@ -36,13 +47,15 @@ class Request:
 class CompletionService:
     settings: Settings
     worker: ModelWorker = field(default_factory=ModelWorker)
-    engine: object = None
+    backend: Backend | None = None  # None while the model (re)loads: completions answer empty
     root: str | None = None
     context: object = None  # a ContextBuilder over the workspace index, once there is a root
     stats: Stats = field(default_factory=Stats)
     # Told of the first failing generation after good ones (a message) and of the first good one
     # after failures (None), so the editor's status follows the model's health.
     on_health: Callable[[str | None], None] = lambda problem: None
+    # A workspace folder's own settings (its root, resolved → what the client answered for it).
+    folder_settings: dict[str, Settings] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cache = SuggestionCache(self.settings.cache_size)
@@ -56,18 +69,39 @@ class CompletionService:
         self.settings = settings
         self.cache.max_entries = settings.cache_size
         self.rhythm.min_s, self.rhythm.max_s = settings.debounce_min_ms / 1000, settings.debounce_max_ms / 1000
-        if self.engine is not None:
-            self.engine.layout = settings.prompt_layout
-            self.engine.speculative_tokens = settings.speculative_tokens
-            self.engine.max_cached_tokens = settings.max_cached_tokens
+        if self.backend is not None:
+            self.backend.tune(tuning(settings))
 
-    def allowed(self, relative_path: str, language_id: str | None) -> bool:
-        languages = self.settings.enabled_languages
+    def use(self, backend: Backend | None) -> None:
+        """Serve with `backend` from the next request on (None: answer empty while loading), tuned
+        to the settings in force now, which may have changed while it loaded."""
+        if backend is not None:
+            backend.tune(tuning(self.settings))
+        self.backend = backend
+
+    def settings_for(self, path: str | None) -> Settings:
+        """The settings a request in the document at `path` is served with: those of the innermost
+        folder holding it, the window's own (WINDOW_FIELDS) kept, else the window's."""
+        if not self.folder_settings or not path:
+            return self.settings
+        try:
+            resolved = Path(path).resolve()
+        except (OSError, ValueError):
+            return self.settings
+        holding = [root for root in self.folder_settings if resolved.is_relative_to(root)]
+        if not holding:
+            return self.settings
+        own = self.folder_settings[max(holding, key=len)]
+        return own.model_copy(update={name: getattr(self.settings, name) for name in WINDOW_FIELDS})
+
+    def allowed(self, relative_path: str, language_id: str | None, settings: Settings | None = None) -> bool:
+        settings = settings or self.settings
+        languages = settings.enabled_languages
         if "*" not in languages and (language_id or "") not in languages:
             return False
         path = relative_path.replace("\\", "/")
         return not any(
-            fnmatch.fnmatch(path, glob) or fnmatch.fnmatch("/" + path, glob) for glob in self.settings.exclude_globs
+            fnmatch.fnmatch(path, glob) or fnmatch.fnmatch("/" + path, glob) for glob in settings.exclude_globs
         )
 
     async def complete(self, request: Request) -> list[str]:
@@ -94,9 +128,10 @@ class CompletionService:
         return texts
 
     async def _respond(self, request: Request, sequence: int, waits: dict[str, float]) -> list[str]:
-        if self.engine is None or not self.allowed(request.relative_path, request.language_id):
+        settings = self.settings_for(request.path)
+        if self.backend is None or not self.allowed(request.relative_path, request.language_id, settings):
             return []
-        if self.settings.disabled_in and cursor_in(request.path, request.text, request.offset) in self.settings.disabled_in:
+        if settings.disabled_in and cursor_in(request.path, request.text, request.offset) in settings.disabled_in:
             return []
         cached = self.cache.get(request.uri, request.text, request.offset)
         if cached is not None and not request.invoked:
@@ -109,16 +144,14 @@ class CompletionService:
             if self._latest.get(request.uri) != sequence:  # a newer keystroke's request came
                 self.stats.superseded += 1
                 return []
-        engine, settings = self.engine, self.settings
-        from fimls.completion import complete_text
-
+        backend = self.backend
         queued = time.perf_counter()
 
         def run(cancelled):
             waits["queue_ms"] = (time.perf_counter() - queued) * 1000
             self.stats.model_calls += 1  # counted in the worker: queued requests that were superseded never get here
             completion = complete_text(
-                engine, settings, request.text, request.offset, request.path, self.root, cancelled, self.context,
+                backend, settings, request.text, request.offset, request.path, self.root, cancelled, self.context,
                 candidates=settings.candidates if request.invoked else 1, session=request.uri,
             )
             if cancelled():
@@ -163,15 +196,12 @@ def distinct(texts) -> list[str]:
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    import torch
-
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+    """torch's OutOfMemoryError, known by name: this process may never have imported torch."""
+    return any(kind.__name__ == "OutOfMemoryError" for kind in type(error).__mro__) or "out of memory" in str(error).lower()
 
 
 def describe_generation_failure(error: BaseException) -> str:
-    from fimls.engine.server import ServerError
-
-    if isinstance(error, ServerError):
+    if isinstance(error, BackendError):
         return str(error)
     if is_out_of_memory(error):
         return (

@@ -56,7 +56,7 @@ def require_binary(path: Path | str | None, why: str) -> str:
 
 def stop_daemon(run_dir: Path = RUN_DIR, timeout: float = 10.0) -> None:
     """Stop the daemon of the runtime directory `run_dir` (if one runs) and wait until it is gone."""
-    from fimls.engine.rundir import stop_daemon as stop
+    from fimls.engine.daemon.rundir import stop_daemon as stop
 
     stop(run_dir / "fimls", timeout)
 
@@ -75,8 +75,8 @@ def test_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def engine(test_model_dir):
-    from fimls.engine.engine import Engine
-    from fimls.engine.loading import load_model
+    from fimls.engine.model.engine import Engine
+    from fimls.engine.model.loading import load_model
 
     return Engine(load_model(str(test_model_dir), device="cpu"))
 

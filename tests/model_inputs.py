@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from fimls.engine.backends.inprocess import InProcessBackend
+
 CURSOR = "|"
 
 # Ordinary code at a cursor that a code model should continue. Each holds one cursor mark.
@@ -102,7 +104,7 @@ def shown_completion(engine, root: Path, relative: str, text: str, offset: int, 
     and the engine's completion behind it: the CLI's own function, in this process."""
     from fimls.completion import complete_in_workspace
 
-    return complete_in_workspace(engine, _settings(**settings), text, offset, str(root / relative), str(root))
+    return complete_in_workspace(InProcessBackend(engine), _settings(**settings), text, offset, str(root / relative), str(root))
 
 
 def shown_candidates(engine, root: Path, relative: str, text: str, offset: int, count: int, **settings) -> list[str]:
@@ -111,7 +113,7 @@ def shown_candidates(engine, root: Path, relative: str, text: str, offset: int, 
     from fimls.completion import complete_in_workspace
     from fimls.lsp.postprocess import around_cursor, postprocess
 
-    _, prompted = complete_in_workspace(engine, _settings(**settings), text, offset, str(root / relative), str(root), count)
+    _, prompted = complete_in_workspace(InProcessBackend(engine), _settings(**settings), text, offset, str(root / relative), str(root), count)
     shown = []
     for candidate in (prompted.completion, *prompted.completion.alternatives):
         visible = postprocess(candidate.text, *around_cursor(text, offset))

@@ -1,8 +1,8 @@
 """Several candidates from one prefill: the first is exactly the single completion, the others
 start with the next most likely first tokens and reuse the whole prompt's KV cache."""
 
-from fimls.prompt import PromptParts
-from fimls.engine.stops import rules_for_cursor
+from fimls.contract import PromptParts
+from fimls.stops import rules_for_cursor
 from model_inputs import CODE, CURSOR, marked, shown_candidates
 
 # Prompts ending at the cursor, of which the first the local test model gives a greedy

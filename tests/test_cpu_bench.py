@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow  # builds models, runs llama.cpp
 def test_the_dense_twin_has_the_weights_gptqmodel_computes_with(test_model_dir, tmp_path):
     from safetensors.torch import load_file
 
-    from fimls.engine.loading import load_model
+    from fimls.engine.model.loading import load_model
     from fimls.testmodel import cache_root
 
     gptq = write_random_gptq("cpu-medium", cache_root() / "bench-cpu-medium", test_model_dir)

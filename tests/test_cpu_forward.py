@@ -1,4 +1,4 @@
-"""The lean CPU forward (engine/cpu_forward.py) against transformers' own forward on the test
+"""The lean CPU forward (engine/model/cpu_forward.py) against transformers' own forward on the test
 model as users run it on a CPU (GPTQ int4, bfloat16): bit-identical logits, and so the same greedy
 tokens, through the engine and through the decode functions, across KV reuse, cache growth and
 speculative steps."""
@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from fimls.engine.cpu_forward import INITIAL_POSITIONS, GrowingCache, LeanLlama, supports
-from fimls.engine.decode import KVSession, forward_tokens, generate
-from fimls.prompt import PromptParts
+from fimls.engine.model.cpu_forward import INITIAL_POSITIONS, GrowingCache, LeanLlama, supports
+from fimls.engine.model.decode import KVSession, forward_tokens, generate
+from fimls.contract import PromptParts
 
 CODE = (
     "import os\n\n\ndef read_lines(path):\n    with open(path) as handle:\n        return handle.read().splitlines()\n\n\n"

@@ -42,7 +42,7 @@ def test_vscode_contributes_every_setting_with_the_settings_models_type_default_
     for name, default in _defaults().items():
         assert properties[f"fimls.{name}"]["default"] == default, name
     assert properties["fimls.maxNewTokens"]["minimum"] == 1
-    assert properties["fimls.ranker"]["enum"] == ["fused", "symbols", "imports", "jaccard", "bm25", "none"]
+    assert properties["fimls.ranker"]["enum"] == ["fused", "symbols", "imports", "recent", "jaccard", "bm25", "none"]
     commands = {c["command"] for c in package["contributes"]["commands"]}
     assert {"fimls.restart", "fimls.toggle", "fimls.showStats", "fimls.showOutput"} <= commands
 

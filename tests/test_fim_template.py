@@ -2,9 +2,9 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from fimls.prompt import PromptParts, Snippet
-from fimls.engine.fim import FimTemplate, FimUnsupported
-from fimls.engine.tokenizer import CodeTokenizer
+from fimls.contract import PromptParts, Snippet
+from fimls.engine.model.fim import FimTemplate, FimUnsupported
+from fimls.engine.model.tokenizer import CodeTokenizer
 
 
 def test_rendered_prompt_has_fim_tokens_in_psm_order(engine):

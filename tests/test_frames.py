@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from fimls.engine import frames
+from fimls.engine.daemon import frames
 
 
 def _common(old, new):

@@ -5,7 +5,7 @@ import time
 import torch
 from transformers import DynamicCache
 
-from fimls.engine.decode import KVSession, generate, prefill
+from fimls.engine.model.decode import KVSession, generate, prefill
 
 BASE = "import os\n\n\ndef load(path):\n    with open(path) as handle:\n        return handle.read()\n\n\ndef save(path, text):\n    "
 EDITS = [
@@ -77,9 +77,9 @@ def test_static_cache_reuse_matches_full_recompute(engine):
 
 
 def test_static_cache_engine_generates_what_the_dynamic_one_does(test_model_dir):
-    from fimls.prompt import PromptParts
-    from fimls.engine.engine import Engine
-    from fimls.engine.loading import load_model
+    from fimls.contract import PromptParts
+    from fimls.engine.model.engine import Engine
+    from fimls.engine.model.loading import load_model
 
     loaded = load_model(str(test_model_dir), device="cpu", dtype="float32")
     dynamic = Engine(loaded, speculative_tokens=4)
@@ -93,9 +93,9 @@ def test_static_cache_engine_generates_what_the_dynamic_one_does(test_model_dir)
 
 
 def test_a_decode_step_that_fails_to_compile_falls_back_to_eager_with_a_log_line(test_model_dir, monkeypatch, caplog):
-    from fimls.prompt import PromptParts
-    from fimls.engine.engine import Engine
-    from fimls.engine.loading import load_model
+    from fimls.contract import PromptParts
+    from fimls.engine.model.engine import Engine
+    from fimls.engine.model.loading import load_model
 
     def compile_that_breaks(fn, **kwargs):
         def compiled(*args, **kw):

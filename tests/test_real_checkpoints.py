@@ -16,9 +16,9 @@ from tokenizers import Tokenizer
 
 from conftest import run_fimls
 from gptq_reference import dense_twin
-from fimls.engine.engine import Engine
-from fimls.engine.loading import load_model
-from fimls.replicas import REPLICAS, ensure_replica
+from replicas import REPLICAS, ensure_replica
+from fimls.engine.model.engine import Engine
+from fimls.engine.model.loading import load_model
 
 pytestmark = pytest.mark.slow  # builds and loads model replicas
 
@@ -104,7 +104,7 @@ def test_loads_through_fimls_with_exact_ids_and_fim_tokens(loaded):
     assert 32014 in template.stop_ids
     expected_kernel = "dense" if REPLICAS[name].layout.startswith("dense") else model.kernel
     assert model.kernel == expected_kernel and (model.kernel == "dense") == (name not in GROUP_SIZES)
-    from fimls.prompt import PromptParts
+    from fimls.contract import PromptParts
 
     completion = engine.complete(
         PromptParts(header="#fib.py\n", prefix="def fib(n):\n    if n < 2:\n        return n\n    return ", suffix="\n"),

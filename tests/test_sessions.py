@@ -3,8 +3,8 @@ on cached positions in all, for the dynamic cache and for the static one (parked
 
 import pytest
 
-from fimls.engine.engine import Engine
-from fimls.prompt import PromptParts
+from fimls.engine.model.engine import Engine
+from fimls.contract import PromptParts
 
 A = "import os\n\n\ndef load(path):\n    with open(path) as handle:\n        return handle.read()\n\n\ndef save(path, text):\n    "
 B = "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.items.append(item)\n\n    def pop(self):\n        return "
@@ -29,7 +29,7 @@ def _alternate(engine: Engine, sessions: bool) -> list:
 
 @pytest.fixture(scope="module")
 def loaded(test_model_dir):
-    from fimls.engine.loading import load_model
+    from fimls.engine.model.loading import load_model
 
     return load_model(str(test_model_dir), device="cpu", dtype="float32")
 

@@ -5,7 +5,7 @@ import time
 import pytest
 from transformers import DynamicCache
 
-from fimls.engine.decode import KVSession, find_draft, generate
+from fimls.engine.model.decode import KVSession, find_draft, generate
 
 # Code that repeats itself, as code does: drafts from earlier lines are often right.
 REPETITIVE = (
@@ -51,7 +51,7 @@ def test_speculative_output_equals_plain_greedy(float32_engine, speculative_toke
 def float32_engine(test_model_dir):
     # float32 activations: verifying a draft in one forward and decoding it token by token then
     # sum in different orders, and bfloat16 rounding could flip a near-tie between the two.
-    from fimls.engine.engine import Engine
-    from fimls.engine.loading import load_model
+    from fimls.engine.model.engine import Engine
+    from fimls.engine.model.loading import load_model
 
     return Engine(load_model(str(test_model_dir), device="cpu", dtype="float32"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fimls.engine.stops import StopRules, rules_for_cursor
+from fimls.stops import StopRules, rules_for_cursor
 
 # (line before the cursor, rest of the line, completion text, expected kept text)
 CASES = [
@@ -44,7 +44,7 @@ def test_a_line_counts_only_once_it_has_code():
 
 
 def test_generation_stops_at_the_token_where_a_rule_fires(engine):
-    from fimls.prompt import PromptParts
+    from fimls.contract import PromptParts
 
     from model_inputs import CODE, CURSOR
 

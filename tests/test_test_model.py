@@ -1,8 +1,12 @@
 """The offline test model has DeepSeek-Coder's shape where fimls depends on it (docs/facts.md §1)."""
 
 import json
+import subprocess
+import sys
 
-from fimls.engine.tokenizer import load_tokenizer
+import pytest
+
+from fimls.engine.model.tokenizer import load_tokenizer
 
 EXPECTED_ADDED = {
     32000: "õ", 32001: "÷", 32002: "Á", 32003: "ý", 32004: "À", 32005: "ÿ", 32006: "ø", 32007: "ú",
@@ -59,7 +63,33 @@ def test_second_build_is_cached(test_model_dir):
     result = run_fimls("make-test-model", str(test_model_dir))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(test_model_dir)
+    assert result.stderr == ""  # nothing was built, nothing to say
     assert time.monotonic() - started < 20  # the build takes over a minute; a cache hit is an import
+
+
+@pytest.mark.slow  # trains and quantizes a model
+@pytest.mark.timeout(600)
+def test_a_build_shows_its_steps_and_keeps_gptqmodels_output_in_its_log(tmp_path):
+    # The real build with a few training steps on short samples: the same libraries say the same
+    # things (gptqmodel's banner and quantization tables above all) in well under the full build's time.
+    log, out = tmp_path / "build.log", tmp_path / "model"
+    script = (
+        "import sys; from fimls import testmodel; testmodel.TRAIN.update(steps=4, batch=2, seq_len=64)\n"
+        "from fimls.cli import main; sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--log-file", str(log), "make-test-model", str(out)],
+        capture_output=True, text=True, timeout=540, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == str(out) and (out / "model.safetensors").is_file()
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("fimls make-test-model: ") for line in lines), result.stderr[-3000:]
+    steps = [line.removeprefix("fimls make-test-model: ").partition(" ...")[0] for line in lines]
+    assert steps == ["loading torch and transformers", "training the tokenizer", "training the model", "quantizing it to 4-bit GPTQ"]
+    assert " 25% 50% 75% 100% " in lines[2]
+    details = log.read_text(errors="replace")
+    assert "GPT-QModel" in details and "WARN" in details  # gptqmodel's banner and its warnings
 
 
 def test_the_seed_names_another_model_and_the_corpus_is_the_same_on_every_python(monkeypatch):

@@ -14,8 +14,8 @@ from tokenizers import Tokenizer
 from transformers import LlamaTokenizer
 
 from fimls.checkpoints import FILLER_CHARACTERS
-from fimls.engine.loading import ModelUnavailable, load_model
-from fimls.engine.tokenizer import CHECK_SAMPLE, load_tokenizer, self_check
+from fimls.engine.model.loading import ModelUnavailable, load_model
+from fimls.engine.model.tokenizer import CHECK_SAMPLE, load_tokenizer, self_check
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ import json, sys
 import fimls
 import transformers
 from transformers import AutoTokenizer
-from fimls.engine.tokenizer import load_tokenizer, self_check
+from fimls.engine.model.tokenizer import load_tokenizer, self_check
 model = sys.argv[1]
 auto = AutoTokenizer.from_pretrained(model)
 print(json.dumps({
@@ -148,3 +148,11 @@ def test_tokenizer_loads_without_weights(test_model_dir, tmp_path):
         shutil.copy(Path(test_model_dir) / name, tmp_path / name)
     tokenizer = load_tokenizer(str(tmp_path), name="files only", local_only=True)
     assert tokenizer.check.exact and tokenizer.adds_bos and (tokenizer.bos_id, tokenizer.eos_id) == (32013, 32014)
+
+
+def test_a_lone_surrogate_from_a_client_is_encoded_not_refused(engine):
+    """JSON lets a client send "\\ud800"; the tokenizers library refuses such a string whole, which
+    would fail every completion of a document holding one. It encodes as U+FFFD does."""
+    tokenizer = engine.loaded.tokenizer
+    assert tokenizer.encode("x = '\ud800'") == tokenizer.encode("x = '\ufffd\ufffd\ufffd'")
+    assert tokenizer.count("a\udc00b") > 0

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from fimls.prompt import PromptParts
-from fimls.engine.decode import KVSession, generate
+from fimls.contract import PromptParts
+from fimls.engine.model.decode import KVSession, generate
 from fimls.engine.worker import ModelWorker, Superseded
 
 PARTS = PromptParts(header="#a.py\n", prefix="def f(x):\n    ", suffix="\n")

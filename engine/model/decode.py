@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from fimls.engine.results import Generation
+from fimls.contract import Generation
 
 
 @torch.inference_mode()

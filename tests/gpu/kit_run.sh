@@ -7,7 +7,8 @@
 #   run.sh OUTPUT_DIR [--device cpu] [--small]
 #
 # FIMLS_KIT_PYTHON picks the interpreter (default python3: the image's), FIMLS_KIT_TARGET the
-# install folder (default OUTPUT_DIR/site).
+# install folder (default OUTPUT_DIR/site). `tests/gpu/kit.py build` writes the kit, this file as
+# its run.sh and that script as its kit.py: the fimls wheel does not hold the script.
 set -uo pipefail
 
 KIT="$(cd "$(dirname "$0")" && pwd)"
@@ -104,14 +105,14 @@ export KIT OUT PYTHON TARGET
 
 phase install 90 install_kit && \
 phase pypcre 150 build_pypcre && \
-phase verify 90 "$PYTHON" -m fimls.gpu_kit verify
+phase verify 90 "$PYTHON" "$KIT/kit.py" verify
 ready=$?
 
 if [ $ready -eq 0 ]; then
     # The kernels first, once: every model load after this reuses the build.
-    phase kernels 330 "$PYTHON" -m fimls.gpu_kit warm-kernels "$OUT/kernels.json"
+    phase kernels 330 "$PYTHON" "$KIT/kit.py" warm-kernels "$OUT/kernels.json"
     backend=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["gptq_backend"] or "auto")' "$OUT/kernels.json" 2>/dev/null || echo auto)
-    phase check 120 json "$OUT/check.json" "$PYTHON" -m fimls check --model "$KIT/model" --device "$DEVICE" --gptq-backend "$backend" --json
+    phase check 120 json "$OUT/check.json" "$PYTHON" -m fimls --log-file "$OUT/check-details.log" check --model "$KIT/model" --device "$DEVICE" --gptq-backend "$backend" --json
     export FIMLS_GPU_TEST_BACKEND="$backend"
     phase tests 180 "$PYTHON" -m pytest -q -rs "$KIT/tests/gpu" --junitxml="$OUT/tests.xml"
     phase bench 240 json "$OUT/bench-gpu.json" "$PYTHON" -m fimls bench gpu --device "$DEVICE" --gptq-backend "$backend" "${SMALL[@]}" --json

@@ -96,9 +96,12 @@ def supports(model: Any) -> str | None:
 
 
 def _int4_kernel(module: Any) -> bool:
-    """gptqmodel's ATen int4 module, transformed for inference: its matmul can be called directly."""
+    """gptqmodel's ATen int4 module, transformed for inference: its matmul can be called directly.
+    Not where a group does not divide the input width (the kernel refuses it; the module's own
+    call pads it)."""
     return (
         getattr(module, "linear_mode", None) == "inference"
+        and module.in_features % module.group_size == 0
         and getattr(module, "scales_and_zeros", None) is not None
         and getattr(module, "bias", None) is None
         and not getattr(module, "adapter", None)

@@ -1,32 +1,48 @@
-"""`fimls gpu-kit DIR`: what a run on a lent H100/H200 needs and its image lacks (docs/facts.md §5), in
-one folder of at most 60 MiB that installs with no package index: fimls and the packages missing
-there as wheels for the machine's CPython and x86-64 Linux, pypcre as source (built there, with a
-wheel built here as the fallback), the small test model, the CUDA tests and `run.sh`.
+"""The GPU kit: what a run on a lent H100/H200 needs and its image lacks (docs/facts.md §5), in one
+folder of at most 60 MiB that installs with no package index: fimls and the packages missing there
+as wheels for the machine's CPython and x86-64 Linux, pypcre as source (built there, with a wheel
+built here as the fallback), the small test model, the CUDA tests, this script and `run.sh`.
 
-Which packages: the closure of fimls' own requirements, as installed beside this fimls (so the
-versions are the ones tested here), less what the image has. Carried although the image has
-them: transformers and what it pins (gptqmodel 7.7 needs transformers 5.20.2 or newer; the image
-has 5.17), and pydantic (docs/facts.md §5 is not sure the image has it). Left out:
-what gptqmodel declares for quantizing, evaluation or serving but does not import to load and run
-a GPTQ checkpoint; `run.sh` proves that on every run by importing the inference path.
+Which packages: the closure of fimls' runtime requirements (this checkout's pyproject.toml, extras
+left out), at the versions installed beside this fimls (so the ones tested here), less what the
+image has. Carried although the image has them: transformers and what it pins (gptqmodel 7.7
+needs transformers 5.20.2 or newer; the image has 5.17), and pydantic (docs/facts.md §5 is not sure
+the image has it). Left out: what gptqmodel declares for quantizing, evaluation or serving but does
+not import to load and run a GPTQ checkpoint; `run.sh` proves that on every run by importing the
+inference path.
 
-`python -m fimls.gpu_kit prepare` (the README's test set-up) fills the wheel cache for both Pythons
-from the package registry, and makes the stand-in for the image on this machine: a virtual
-environment with only the image's packages. Both are kept in fimls' cache; the kit is then built
-from it offline (`--offline`: nothing is fetched, a missing wheel is an error).
+It is test support, not part of fimls, and runs as a script from a checkout:
+
+    python tests/gpu/kit.py prepare          # the README's test set-up
+    python tests/gpu/kit.py build DIR [--python 3.12] [--wheelhouse W] [--offline]
+
+`prepare` fills the wheel cache for both Pythons from the package registry and makes the stand-in
+for the image on this machine: a virtual environment with only the image's packages. Both are kept
+in fimls' cache; the kit is then built from it offline (`--offline`: nothing is fetched, a missing
+wheel is an error). On the GPU machine fimls comes from the kit's wheel, which does not hold this
+script: the kit carries its own copy, and `run.sh` runs its `verify` and `warm-kernels` from there.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+
+from packaging import tags
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from fimls import __version__
+from fimls.testmodel import cache_root, ensure_test_model
 
 MOST_BYTES = 60 * 2**20
 # docs/facts.md §5: the GPU image's Python packages (pip brought what they need along).
@@ -42,14 +58,15 @@ CARRIED_OVER_THE_IMAGE = (
 )
 # What any image with torch and pytest has, and nothing above needs newer than it has.
 BASE = ("torch", "numpy", "pytest", "hypothesis", "psutil", "pathspec", "pyyaml", "tqdm", "packaging")
-# Declared by gptqmodel (quantization datasets, evaluation, its own build), by huggingface-hub for
-# downloads (hf-xet; the run is offline) or by fimls' benchmarks alone; nothing on the path that
-# loads and runs a local checkpoint imports them. (pillow and requests stay: `import gptqmodel`
-# imports every model definition, the vision ones among them.)
+# Declared by gptqmodel (quantization datasets, evaluation, its own build) or by huggingface-hub for
+# downloads (hf-xet; the run is offline); nothing on the path that loads and runs a local
+# checkpoint imports them. (pillow and requests stay: `import gptqmodel` imports every model
+# definition, the vision ones among them.)
 NOT_ON_THE_INFERENCE_PATH = (
     "datasets", "dill", "multiprocess", "pandas", "pyarrow", "python-dateutil", "tzdata", "xxhash", "maturin", "protobuf",
-    "torchao", "ninja", "gguf", "hf-xet",
+    "torchao", "ninja", "hf-xet",
 )
+KIT_SCRIPT = "kit.py"  # the name run.sh calls it by, at the kit's top
 BUILT_THERE = "pypcre"  # a C extension against the machine's Python; no wheel on PyPI
 # How the image stands in here: the same packages, CPU builds (torch 2.13.0 is on this disk; the
 # image's 2.11 would be a download of several GB), its transformers as docs/facts.md §5 saw it.
@@ -59,21 +76,17 @@ IMAGE_STAND_IN = (
 )
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 IMPORTS = (
-    "fimls.lsp.server", "fimls.engine.engine", "fimls.engine.daemon", "fimls.context.builder", "gptqmodel", "optimum.gptq",
+    "fimls.lsp.server", "fimls.engine.model.engine", "fimls.engine.daemon.service", "fimls.context.builder", "gptqmodel", "optimum.gptq",
     "pygls", "lsprotocol", "watchdog.observers", "tree_sitter_python", "aiohttp", "httpx", "pcre",
 )
 
 
 def _norm(name: str) -> str:
-    from packaging.utils import canonicalize_name
-
     return canonicalize_name(name)
 
 
 def _closure(names) -> dict[str, str]:
     """Every distribution `names` need, installed here, with its version."""
-    from packaging.requirements import Requirement
-
     found: dict[str, str] = {}
     todo = [_norm(name) for name in names]
     while todo:
@@ -92,19 +105,22 @@ def _closure(names) -> dict[str, str]:
     return found
 
 
-def carried() -> dict[str, str]:
-    """The packages the kit holds besides fimls, name → version."""
-    from packaging.requirements import Requirement
+def requirements(root: Path) -> list[str]:
+    """fimls' runtime requirements as the checkout declares them: the wheel the kit carries is built
+    from it, and an editable install's metadata is as old as its last `pip install`."""
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [Requirement(text).name for text in project["dependencies"]]
 
-    ours = _closure(Requirement(text).name for text in distribution("fimls").requires or [] if "extra ==" not in text)
+
+def carried(root: Path | None = None) -> dict[str, str]:
+    """The packages the kit holds besides fimls, name → version."""
+    ours = _closure(requirements(root or source_root()))
     image = set(_closure(IMAGE_HAS)) - (set(_closure(CARRIED_OVER_THE_IMAGE)) - set(_closure(BASE)))
     skipped = {_norm(name) for name in NOT_ON_THE_INFERENCE_PATH}
     return {name: version for name, version in sorted(ours.items()) if name not in image and name not in skipped}
 
 
 def _target_tags(python: str):
-    from packaging import tags
-
     version = tuple(int(part) for part in python.split("."))
     interpreter = f"cp{version[0]}{version[1]}"
     platforms = [*PLATFORMS, *(f"manylinux_2_{minor}_x86_64" for minor in range(18, 36)), "linux_x86_64"]
@@ -115,14 +131,10 @@ def _target_tags(python: str):
 
 
 def fits(wheel: Path, python: str) -> bool:
-    from packaging.utils import parse_wheel_filename
-
     return bool(parse_wheel_filename(wheel.name)[3] & _target_tags(python))
 
 
 def _cached(wheelhouse: Path, name: str, version: str, python: str) -> Path | None:
-    from packaging.utils import parse_wheel_filename
-
     for wheel in sorted(wheelhouse.glob("*.whl")):
         wheel_name, wheel_version, _build, _tags = parse_wheel_filename(wheel.name)
         if wheel_name == name and str(wheel_version) == version and fits(wheel, python):
@@ -149,7 +161,7 @@ def fetch(wheelhouse: Path, python: str, name: str, version: str, offline: bool 
     if found is not None:
         return found
     if offline:
-        raise NotCached(f"{name} {version} for CPython {python} is not in {wheelhouse}; run python -m fimls.gpu_kit prepare")
+        raise NotCached(f"{name} {version} for CPython {python} is not in {wheelhouse}; run python tests/gpu/kit.py prepare")
     platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
     try:
         _pip(sys.executable, "download", "--no-deps", "--only-binary", ":all:", "--python-version", python,
@@ -182,7 +194,7 @@ def fetch_pypcre(wheelhouse: Path, python: str, version: str, offline: bool = Fa
     wheelhouse.mkdir(parents=True, exist_ok=True)
     source = next(iter(sorted(wheelhouse.glob(f"pypcre-{version}.tar.gz"))), None)
     if source is None and offline:
-        raise NotCached(f"pypcre {version}'s source is not in {wheelhouse}; run python -m fimls.gpu_kit prepare")
+        raise NotCached(f"pypcre {version}'s source is not in {wheelhouse}; run python tests/gpu/kit.py prepare")
     if source is None:
         _pip(sys.executable, "download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation", "-d",
              str(wheelhouse), f"pypcre=={version}")
@@ -195,30 +207,45 @@ def fetch_pypcre(wheelhouse: Path, python: str, version: str, offline: bool = Fa
     return source, built
 
 
-def _source_root() -> Path:
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").is_file() or not (root / "tests" / "gpu").is_dir():
-        raise RuntimeError("fimls gpu-kit runs from a fimls source checkout (an editable install); none is beside this fimls")
+def source_root() -> Path:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file() or not (root / "fimls").is_dir():
+        raise RuntimeError(f"the kit is built from a fimls checkout, and {root} is not one: run tests/gpu/kit.py from one")
     return root
+
+
+def _ignore_below(folder: Path, *patterns: str):
+    """copytree's `ignore`: `patterns`, and `folder` itself wherever the copy meets it (a kit written
+    inside the tree it copies would otherwise copy itself)."""
+    by_pattern = shutil.ignore_patterns(*patterns)
+    folder = folder.resolve()
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        ignored = set(by_pattern(directory, names))
+        if Path(directory).resolve() == folder.parent and folder.name in names:
+            ignored.add(folder.name)
+        return ignored
+
+    return ignore
 
 
 def _test_model(destination: Path) -> None:
     """The quantized test model without its dense twin: the GPU run needs no training or quantizing."""
-    from fimls.testmodel import ensure_test_model
-
     model = ensure_test_model()
     shutil.copytree(model, destination, ignore=shutil.ignore_patterns("dense", ".*"))
 
 
 def build(directory: Path, python: str = "3.12", wheelhouse: Path | None = None, offline: bool = False) -> dict:
-    """Write the kit into `directory` (emptied first); the manifest says what it holds."""
-    root = _source_root()
+    """Write the kit into `directory` (an earlier kit there is replaced); the manifest says what it holds."""
+    root = source_root()
     wheelhouse = wheelhouse or default_wheelhouse()
+    if directory.exists() and any(directory.iterdir()) and not (directory / "manifest.json").is_file():
+        raise RuntimeError(f"{directory} holds something other than a kit: name an empty or new folder")
     if directory.exists():
         shutil.rmtree(directory)
     wheels = directory / "wheels"
     wheels.mkdir(parents=True)
-    packages = carried()
+    packages = carried(root)
     manifest: dict = {"python": python, "packages": {}, "left_out": list(NOT_ON_THE_INFERENCE_PATH)}
     for name, version in packages.items():
         if name == BUILT_THERE:
@@ -238,18 +265,12 @@ def build(directory: Path, python: str = "3.12", wheelhouse: Path | None = None,
         # Built from a copy of the source tree (this checkout, uncommitted changes included), so
         # that setuptools' build folder is not left in the checkout.
         source = Path(scratch) / "fimls"
-        shutil.copytree(root, source, ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "build", "*.egg-info", "__pycache__"))
+        shutil.copytree(root, source, ignore=_ignore_below(directory, ".git", ".venv", "node_modules", "build", "*.egg-info", "__pycache__"))
         _pip(sys.executable, "wheel", "--no-deps", "--no-build-isolation", "-w", scratch, str(source))
         ours = next(Path(scratch).glob("fimls-*.whl"))
         shutil.copy2(ours, wheels / ours.name)
     _test_model(directory / "model")
-    shutil.copytree(root / "tests" / "gpu", directory / "tests" / "gpu", ignore=shutil.ignore_patterns("__pycache__"))
-    # The suite's one LSP client, beside the tests that import it there.
-    shutil.copy2(root / "tests" / "lsp_client.py", directory / "tests" / "gpu" / "lsp_client.py")
-    (directory / "tests" / "gpu" / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    run = directory / "run.sh"
-    shutil.copy2(Path(__file__).with_name("kit_run.sh"), run)
-    run.chmod(0o755)
+    copy_tests_and_scripts(root, directory)
     manifest["bytes"] = size(directory)  # without the manifest's own few kilobytes
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     if (total := size(directory)) > MOST_BYTES:
@@ -257,19 +278,31 @@ def build(directory: Path, python: str = "3.12", wheelhouse: Path | None = None,
     return manifest
 
 
+def copy_tests_and_scripts(root: Path, directory: Path) -> None:
+    """The CUDA tests into `directory`/tests/gpu, this script and run.sh into `directory` itself: run.sh
+    calls the script there, and the tests' folder does not hold them a second time."""
+    here = Path(__file__).resolve()
+    tests = directory / "tests" / "gpu"
+    ignore = _ignore_below(directory, "__pycache__", here.name, "kit_run.sh")
+    shutil.copytree(root / "tests" / "gpu", tests, ignore=ignore, dirs_exist_ok=True)
+    # The suite's one LSP client, beside the tests that import it there.
+    shutil.copy2(root / "tests" / "lsp_client.py", tests / "lsp_client.py")
+    (tests / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    shutil.copy2(here, directory / KIT_SCRIPT)
+    run = directory / "run.sh"
+    shutil.copy2(here.with_name("kit_run.sh"), run)
+    run.chmod(0o755)
+
+
 def size(directory: Path) -> int:
     return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file())
 
 
 def default_wheelhouse() -> Path:
-    from fimls.testmodel import cache_root
-
     return cache_root() / "gpu-kit-wheels"
 
 
 def default_stand_in() -> Path:
-    from fimls.testmodel import cache_root
-
     return cache_root() / f"gpu-image-stand-in-py{sys.version_info.major}{sys.version_info.minor}"
 
 
@@ -290,15 +323,12 @@ def make_image_stand_in(venv: Path | None = None) -> Path:
 
 def verify() -> int:
     """What `run.sh` runs after installing: the inference path imports, and the versions in use."""
-    import importlib
-
+    # Here, not at the top: building the kit needs neither, and importing them is what is verified.
     import torch
     import transformers
 
     for module in IMPORTS:
         importlib.import_module(module)
-    from fimls import __version__
-
     print(json.dumps({
         "fimls": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
         "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(), "transformers": transformers.__version__,
@@ -308,11 +338,16 @@ def verify() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fimls.gpu_kit")
+    parser = argparse.ArgumentParser(prog="tests/gpu/kit.py", description="the folder that runs fimls' CUDA checks on a GPU machine with no package index")
     commands = parser.add_subparsers(dest="command", required=True)
     prepare = commands.add_parser("prepare", help="fill the wheel cache for both Pythons; make the image's stand-in")
     prepare.add_argument("--image-venv", type=Path, default=None, help="where to make the image's stand-in (default: in fimls' cache)")
     prepare.add_argument("--python", action="append", default=None, help="target CPython versions (default 3.11 and 3.12)")
+    kit = commands.add_parser("build", help="write the kit into DIRECTORY (an earlier kit there is replaced)")
+    kit.add_argument("directory", type=Path)
+    kit.add_argument("--python", default="3.12", help="the GPU machine's CPython (default 3.12)")
+    kit.add_argument("--wheelhouse", type=Path, default=None, help="wheel cache (default: gpu-kit-wheels in fimls' cache)")
+    kit.add_argument("--offline", action="store_true", help="take every wheel from the cache; fetch nothing")
     commands.add_parser("verify", help="import the inference path and print versions (run.sh)")
     warm = commands.add_parser("warm-kernels", help="build the CUDA GPTQ kernels once, first choice first (run.sh)")
     warm.add_argument("report", type=Path)
@@ -320,14 +355,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify":
         return verify()
     if args.command == "warm-kernels":
-        from fimls.engine.kernels import warm_kernels
+        from fimls.engine.model.kernels import warm_kernels  # imports torch: only for this subcommand
 
         return warm_kernels(args.report)
-    for python in args.python or ["3.11", "3.12"]:
+    try:
+        if args.command == "build":
+            manifest = build(args.directory, args.python, args.wheelhouse, args.offline)
+            print(f"{args.directory}: {manifest['bytes'] / 2**20:.1f} MiB for CPython {args.python}; run it with run.sh OUTPUT_DIR")
+            return 0
+        return _prepare(args.python or ["3.11", "3.12"], args.image_venv)
+    except RuntimeError as error:
+        print(f"kit.py: {error}", file=sys.stderr)
+        return 2
+
+
+def _prepare(pythons: list[str], image_venv: Path | None) -> int:
+    for python in pythons:
         with tempfile.TemporaryDirectory() as scratch:
             manifest = build(Path(scratch) / "kit", python)
         print(f"wheels for CPython {python}: a kit of {manifest['bytes'] / 2**20:.1f} MiB", file=sys.stderr)
-    make_image_stand_in(args.image_venv)
+    make_image_stand_in(image_venv)
     return 0
 
 

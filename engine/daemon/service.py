@@ -2,22 +2,21 @@
 (one per editor window) keeps its own workspace, context, debounce and cache, and sends this
 process its prompts as token ids over a Unix socket that only the user can open.
 
-The protocol is the one a team's inference server speaks (OpenAI's `POST /v1/completions`,
-streamed as server-sent events, `GET /v1/models`), so the stdio side is the same client, plus:
+Completions travel as length-prefixed frames (`frames`): a connection that opens with
+`frames.MAGIC` sends a JSON header (`model`, `max_tokens`, `temperature`, `top_p`, `n` for
+candidates from one prefill, `fimls_session` for the document, whose KV cache is kept apart from
+other documents' within `maxCachedTokens`, `fimls_rules` for fimls' stop rules, run here after
+every token so the answer is the in-process engine's token for token, `fimls_speculative_tokens`,
+`fimls_max_cached_tokens`) and the prompt's ids after those it shares with the document's last
+prompt on the connection; one answer per request. A small HTTP side on the same socket manages
+the rest:
 
 - `POST /fimls/load` makes a model resident (at most `max_resident_models`; one a window no longer
   uses goes first) and names the client using it;
 - `GET /fimls/attach` is held open by each client for as long as it lives: the daemon counts its
   clients by it (it exits after `idle_exit_s` with none), and a client learns at once that the
   daemon is gone when it ends;
-- request fields `fimls_session` (the document: each keeps its own KV cache, all within
-  `maxCachedTokens`), `fimls_rules` (fimls' stop rules, run here after every token, so the answer
-  is the in-process engine's, token for token) and `n` (candidates from one prefill);
-- `GET /health` and `GET /fimls/stats`;
-- on the same socket, a connection that opens with `frames.MAGIC` sends its completions as
-  length-prefixed frames (`frames`): the same fields, the prompt as raw token ids, one answer per
-  request. It is the stdio side's own path: HTTP and JSON of a whole prompt cost more than the
-  rest of the hop together.
+- `GET /health` and `GET /fimls/stats`.
 
 A newer request for the same document supersedes the older one, and a client that hangs up frees
 its request at once: its generation stops at the next decode step.
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import select
@@ -41,13 +39,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy
 from aiohttp import web
+from filelock import FileLock
 
 from fimls import __version__
-from fimls.engine import frames
-from fimls.engine.results import Generation
-from fimls.engine.rundir import answers
+from fimls.contract import Generation, ModelSpec, ModelUnavailable
+from fimls.engine.daemon import frames
+from fimls.engine.daemon.rundir import answers
 from fimls.engine.worker import ModelWorker, Superseded
+from fimls.stops import StopRules
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,19 @@ class Resident:
     engine: Any  # Engine
     users: set[str] = field(default_factory=set)  # clients whose windows use this model
     vocab_size: int = 0  # the model's, read once (a config attribute costs more than it looks)
+    # Each client's `maxCachedTokens`: the model keeps the largest any window in use asks for, and
+    # a window that changes its own applies from its next request.
+    cache_wanted: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.vocab_size = int(self.engine.loaded.model.config.vocab_size)
+
+    def want_cache(self, client: str, tokens: int) -> None:
+        if self.cache_wanted.get(client) == tokens:
+            return
+        self.cache_wanted[client] = tokens
+        in_use = [wanted for user, wanted in self.cache_wanted.items() if user in self.users] or [tokens]
+        self.engine.max_cached_tokens = max(in_use)
 
 
 class BadRequest(ValueError):
@@ -111,8 +122,6 @@ class Daemon:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._same_user_only], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/health", self.health)
-        app.router.add_get("/v1/models", self.models)
-        app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/fimls/load", self.load)
         app.router.add_get("/fimls/attach", self.attach)
         app.router.add_get("/fimls/stats", self.stats)
@@ -138,12 +147,6 @@ class Daemon:
             "status": "ok", "pid": os.getpid(), "version": __version__, "models": sorted(self.residents),
             "clients": len(self.clients),
         })
-
-    async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [
-            {"id": model_id, "object": "model", "owned_by": "fimls", "max_model_len": resident.engine.window}
-            for model_id, resident in self.residents.items()
-        ]})
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({
@@ -189,8 +192,6 @@ class Daemon:
         return response
 
     async def load(self, request: web.Request) -> web.Response:
-        from fimls.engine.results import ModelSpec
-
         try:
             body = await request.json()
             client = str(body.pop("client"))
@@ -224,8 +225,8 @@ class Daemon:
                 self.residents[spec.id] = resident
                 self.models_loaded += 1
             resident.users.add(client)
+            resident.want_cache(client, max_cached_tokens)
             engine = resident.engine
-            engine.max_cached_tokens = max(engine.max_cached_tokens, max_cached_tokens)
         return web.json_response({
             "id": spec.id, "window": engine.window, "description": f"{engine.describe()} (fimls daemon {os.getpid()})",
         })
@@ -242,82 +243,13 @@ class Daemon:
             del engine
             gc.collect()
             if device.type == "cuda":
-                import torch
+                import torch  # loaded with the first model already (see `_open`)
 
                 torch.cuda.empty_cache()
 
         await self.worker.call(release)
 
     # -- completions ----------------------------------------------------------------------------
-
-    async def completions(self, request: web.Request) -> web.StreamResponse:
-        received = time.perf_counter()
-        self._tally(requests=1)
-        try:
-            body = await request.json()
-        except ValueError:
-            self._tally(errors=1)
-            return _error(400, "the request body is not JSON.")
-        try:
-            if not isinstance(body, dict):
-                raise BadRequest("the request body is not a JSON object.")
-            resident = self._resident_for(body)
-            call = _parse_completion(body, _checked_prompt(body.get("prompt"), resident.vocab_size))
-            self._tally(prompt_ids_received=len(call["prompt"]))
-        except (BadRequest, NotLoaded) as error:
-            self._tally(errors=1)
-            return _error(error.status, str(error))
-        engine = resident.engine
-        stream = call.pop("stream")
-        loop = asyncio.get_running_loop()
-        made: list[list[int]] = [[]]  # the completion's token ids so far (each report has them all)
-        changed = asyncio.Event()
-
-        def told(token_ids: list[int]) -> None:
-            made[0] = token_ids
-            changed.set()
-
-        def progress(token_ids: list[int]) -> None:  # in the model's thread
-            loop.call_soon_threadsafe(told, list(token_ids))
-
-        task = self._generate(engine, call, progress if stream else None)
-        try:
-            # Until the first token, a failure can still be an HTTP status.
-            waiting = asyncio.ensure_future(changed.wait())
-            await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
-            if task.done() and task.exception() is not None:
-                return _error(*self._failure(task.exception()))
-            if not stream:
-                completion = await task
-                self._count(completion)
-                return web.json_response(_whole_answer(resident.spec.id, completion, received))
-            response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-            await response.prepare(request)
-            sent = ""
-            while not task.done():
-                if changed.is_set():
-                    changed.clear()
-                    sent = await _send_progress(response, engine, call["rules"], made[0], sent)
-                waiting = asyncio.ensure_future(changed.wait())
-                await asyncio.wait([task, waiting], return_when=asyncio.FIRST_COMPLETED)
-                waiting.cancel()
-            if task.exception() is not None:
-                status, message, kind = self._failure(task.exception())
-                await response.write(b"data: " + json.dumps({"error": {"message": message, "type": kind}}).encode() + b"\n\n")
-                return response
-            completion = task.result()
-            self._count(completion)
-            for event in _final_events(resident.spec.id, completion, sent, received):
-                await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
-            await response.write(b"data: [DONE]\n\n")
-            return response
-        except (asyncio.CancelledError, ConnectionResetError):
-            self._tally(disconnected=1)  # the client hung up: its generation stops at the next step
-            raise
-        finally:
-            if not task.done():
-                task.cancel()
 
     def frame_answer(self, header: dict, keep: int, tail, peer: _FrameConnection) -> tuple[dict | None, Any]:
         """The answer to a completion asked for in a frame (`frames`), or its error (None when its
@@ -349,7 +281,10 @@ class Daemon:
             self._tally(requests=1, errors=1, prompt_ids_received=len(tail))
             return _frame_error(error.status, str(error)), None
         self._tally(requests=1, prompt_ids_received=len(tail), generating=1)
-        del call["stream"], call["session"]
+        max_cached_tokens = call.pop("max_cached_tokens")
+        if max_cached_tokens is not None:
+            resident.want_cache(document.partition(":")[0], max_cached_tokens)
+        del call["session"]
         session = document if self.options.kv_sessions == "document" else ""
         try:
             completion = self.worker.run_here(
@@ -381,20 +316,6 @@ class Daemon:
         if resident is None:
             raise NotLoaded(f"the model '{body.get('model', '')}' is not loaded in the fimls daemon; POST /fimls/load first.")
         return resident
-
-    def _generate(self, engine, call: dict, progress) -> asyncio.Future:
-        """The completion `call` asks for, run in the model's thread; a newer one for the same
-        document supersedes it."""
-        document = call.pop("session")
-        session = document if self.options.kv_sessions == "document" else ""
-
-        def run(cancelled):
-            return engine.complete_ids(cancelled=cancelled, session=session, progress=progress, **call)
-
-        task = asyncio.ensure_future(self.worker.generate(document, run))
-        self._tally(generating=1)
-        task.add_done_callback(lambda _: self._tally(generating=-1))
-        return task
 
     def _tally(self, **changes: int) -> None:
         """Figures change in the event loop's thread and in the model's (frames): under one lock."""
@@ -438,24 +359,15 @@ class Daemon:
 
 
 def _open(spec, max_cached_tokens: int):
-    from fimls.engine.engine import open_engine
+    # torch and the model code are imported with the first model, not at start: the daemon
+    # answers on its socket at once, and a window waiting for it to start waits less.
+    from fimls.engine.model.engine import open_engine
 
     return open_engine(spec, max_cached_tokens=max_cached_tokens)
 
 
 def _is_user_error(error: Exception) -> bool:
-    from fimls.engine.fim import FimUnsupported
-    from fimls.engine.loading import ModelUnavailable
-
-    return isinstance(error, (ModelUnavailable, FimUnsupported))
-
-
-def _checked_prompt(prompt: Any, vocab_size: int) -> list[int]:
-    if type(prompt) is not list or not prompt or not all(type(token) is int for token in prompt):
-        raise BadRequest("the fimls daemon takes prompts as a non-empty list of token ids.")
-    if min(prompt) < 0 or max(prompt) >= vocab_size:
-        raise BadRequest(f"a token id in the prompt is outside the model's vocabulary of {vocab_size}.")
-    return prompt
+    return isinstance(error, ModelUnavailable)
 
 
 def _ids_within(ids, vocab_size: int) -> bool:
@@ -463,7 +375,6 @@ def _ids_within(ids, vocab_size: int) -> bool:
     fiftieth of Python's min and max over 1,500 ids), a keystroke's few in Python."""
     if len(ids) < 64:
         return all(0 <= token < vocab_size for token in ids)
-    import numpy
 
     ids = numpy.frombuffer(ids, dtype=numpy.int32)
     return int(ids.min()) >= 0 and int(ids.max()) < vocab_size
@@ -472,8 +383,6 @@ def _ids_within(ids, vocab_size: int) -> bool:
 def _parse_completion(body: dict, prompt: list[int]) -> dict:
     """The engine call a request asks for, its prompt checked already; `BadRequest` says what is
     wrong with the rest."""
-    from fimls.engine.stops import StopRules
-
     try:
         max_tokens = int(body.get("max_tokens", 16))
         temperature = float(body.get("temperature", 0.0) or 0.0)
@@ -481,6 +390,8 @@ def _parse_completion(body: dict, prompt: list[int]) -> dict:
         candidates = int(body.get("n", 1) or 1)
         speculative = body.get("fimls_speculative_tokens")
         speculative = None if speculative is None else int(speculative)
+        max_cached_tokens = body.get("fimls_max_cached_tokens")
+        max_cached_tokens = None if max_cached_tokens is None else int(max_cached_tokens)
         rules = body.get("fimls_rules")
         rules = None if rules is None else StopRules(
             single_line=bool(rules.get("single_line", False)),
@@ -497,77 +408,12 @@ def _parse_completion(body: dict, prompt: list[int]) -> dict:
         raise BadRequest("temperature must be 0 to 2 and top_p above 0 up to 1.")
     if speculative is not None and not 0 <= speculative <= 32:
         raise BadRequest("fimls_speculative_tokens must be 0 to 32.")
+    if max_cached_tokens is not None and max_cached_tokens < 0:
+        raise BadRequest("fimls_max_cached_tokens must be at least 0.")
     return {
         "prompt": prompt, "max_new_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
-        "candidates": candidates, "rules": rules, "speculative_tokens": speculative,
-        "session": str(body.get("fimls_session") or ""), "stream": bool(body.get("stream", False)),
-    }
-
-
-def _settled(engine, rules, token_ids: list[int]) -> str:
-    """The completion text so far that no later token can take back: cut where a stop rule fired,
-    without a character still being decoded, and without trailing white space (a rule may yet
-    cut at a newline in it)."""
-    text = engine.decode(token_ids)
-    cut = rules.cut(text) if rules is not None else None
-    text = text if cut is None else text[:cut]
-    return text.rstrip("\ufffd").rstrip()
-
-
-async def _send_progress(response: web.StreamResponse, engine, rules, token_ids: list[int], sent: str) -> str:
-    text = _settled(engine, rules, token_ids)
-    if len(text) <= len(sent) or not text.startswith(sent):
-        return sent
-    event = {"object": "text_completion", "choices": [{"index": 0, "text": text[len(sent):], "finish_reason": None}]}
-    await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
-    return text
-
-
-def _finish_reason(stop_reason: str) -> str:
-    return {"eos": "stop", "rule": "stop", "length": "length"}.get(stop_reason, stop_reason)
-
-
-def _timings(completion, received: float) -> dict:
-    """llama-server's names for the cache figures, and fimls' own: the model's time, and the time
-    since the request was read (what the daemon adds beyond it is its share of the hop)."""
-    generation = completion.generation
-    return {
-        "cache_n": generation.reused_tokens, "prompt_n": generation.prompt_tokens - generation.reused_tokens,
-        "predicted_n": len(generation.token_ids), "fimls_model_s": completion.model_s,
-        "fimls_first_token_s": generation.first_token_s, "fimls_daemon_s": time.perf_counter() - received,
-    }
-
-
-def _final_events(model_id: str, completion, sent: str, received: float) -> list[dict]:
-    text = completion.text
-    rest = text[len(sent):] if text.startswith(sent) else ""
-    events = [{
-        "object": "text_completion", "model": model_id, "timings": _timings(completion, received),
-        "choices": [{
-            "index": 0, "text": rest, "finish_reason": _finish_reason(completion.generation.stop_reason),
-            "fimls_text": text,
-        }],
-    }]
-    for index, alternative in enumerate(completion.alternatives, start=1):
-        events.append({"object": "text_completion", "choices": [{
-            "index": index, "text": alternative.text, "finish_reason": _finish_reason(alternative.generation.stop_reason),
-        }]})
-    return events
-
-
-def _whole_answer(model_id: str, completion, received: float) -> dict:
-    choices = [{"index": 0, "text": completion.text, "finish_reason": _finish_reason(completion.generation.stop_reason)}]
-    choices += [
-        {"index": i, "text": a.text, "finish_reason": _finish_reason(a.generation.stop_reason)}
-        for i, a in enumerate(completion.alternatives, start=1)
-    ]
-    generation = completion.generation
-    return {
-        "object": "text_completion", "model": model_id, "choices": choices, "timings": _timings(completion, received),
-        "usage": {
-            "prompt_tokens": generation.prompt_tokens, "completion_tokens": len(generation.token_ids),
-            "prompt_tokens_details": {"cached_tokens": generation.reused_tokens},
-        },
+        "candidates": candidates, "rules": rules, "speculative_tokens": speculative, "max_cached_tokens": max_cached_tokens,
+        "session": str(body.get("fimls_session") or ""),
     }
 
 
@@ -737,8 +583,6 @@ def bind(path: Path) -> socket.socket:
     """The listening socket at `path`, mode 0600. A socket file no process answers on (a daemon
     that crashed) is replaced; one that answers means a daemon runs already (`AlreadyRunning`).
     The check and the bind happen under a lock, so two daemons started at once cannot both bind."""
-    from filelock import FileLock
-
     with FileLock(str(path) + ".bind-lock", timeout=30):
         if answers(path):
             raise AlreadyRunning(f"a fimls daemon already answers on {path}")

@@ -6,18 +6,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-
-import torch
 from dataclasses import replace
 from typing import Callable
 
-from fimls.prompt import PromptParts
-from fimls.engine.decode import KVSession, generate
-from fimls.engine.fim import FimTemplate
-from fimls.engine.loading import LoadedModel
-from fimls.engine.results import Completion, Generation, ModelSpec
-from fimls.engine.sessions import SHARED, SessionPool
-from fimls.engine.stops import StopRules
+import torch
+from transformers import DynamicCache, StaticCache
+
+from fimls.contract import Completion, Generation, ModelSpec, PromptParts
+from fimls.engine.model.cpu_forward import LeanLlama, supports
+from fimls.engine.model.decode import KVSession, generate
+from fimls.engine.model.fim import FimTemplate
+from fimls.engine.model.loading import LoadedModel, load_model
+from fimls.engine.model.sessions import SHARED, SessionPool
+from fimls.stops import StopRules
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ class Engine:
         self.speculative_tokens = speculative_tokens
         self.template = FimTemplate.from_tokenizer(loaded.tokenizer, loaded.name)
         self._lock = threading.Lock()
-        from transformers import DynamicCache, StaticCache
 
         config = loaded.model.config
         self.static_cache = static_cache
@@ -53,8 +53,6 @@ class Engine:
         # What the decode path calls for a forward pass: the model, or the lean CPU forward.
         self.forward = loaded.model
         if cpu_forward == "lean" and loaded.device.type == "cpu" and not static_cache:
-            from fimls.engine.cpu_forward import LeanLlama, supports
-
             reason = supports(loaded.model)
             if reason is None:
                 self.forward = LeanLlama(loaded.model)
@@ -64,8 +62,6 @@ class Engine:
         self.sessions = SessionPool(make_cache, max_cached_tokens, static_cache)
         self.decode_forward = None
         if compile_decode:
-            import torch
-
             self.decode_forward = torch.compile(loaded.model.forward, mode="reduce-overhead", dynamic=False)
 
     @property
@@ -112,38 +108,11 @@ class Engine:
     def decode(self, token_ids: list[int]) -> str:
         return self.loaded.tokenizer.decode(token_ids)
 
-    def complete(
-        self,
-        parts: PromptParts,
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        cancelled: Callable[[], bool] = lambda: False,
-        stop_ids: frozenset[int] | None = None,
-        rules: StopRules | None = None,
-        candidates: int = 1,
-        session: str = SHARED,
-        progress: Callable[[list[int]], None] | None = None,
-        speculative_tokens: int | None = None,
-    ) -> Completion:
-        """`session` names the document whose KV cache the prompt reuses; `progress` is told the
-        completion's token ids so far after each token (a daemon streams them); `speculative_tokens`
-        overrides the engine's for this call. `stop_ids` replaces the template's end tokens (an empty set times a fixed length).
-
-        With `candidates` > 1, the prompt is prefilled once and the completion carries up to
-        `candidates` - 1 `alternatives`: each starts with another of the most likely first tokens
-        and goes on greedily from the shared KV cache (only its own tokens are computed),
-        ordered by mean log-probability. The completion itself is exactly the single one.
-        """
+    def complete(self, parts: PromptParts, **options) -> Completion:
+        """`complete_ids` for prompt parts, rendered here with the engine's layout."""
         rendering = time.perf_counter()
         prompt = self.render(parts)
-        render_s = time.perf_counter() - rendering
-        return self.complete_ids(
-            prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, cancelled=cancelled,
-            stop_ids=stop_ids, rules=rules, candidates=candidates, session=session, progress=progress,
-            speculative_tokens=speculative_tokens, render_s=render_s,
-        )
+        return self.complete_ids(prompt, render_s=time.perf_counter() - rendering, **options)
 
     def complete_ids(
         self,
@@ -157,11 +126,19 @@ class Engine:
         rules: StopRules | None = None,
         candidates: int = 1,
         session: str = SHARED,
-        progress: Callable[[list[int]], None] | None = None,
         speculative_tokens: int | None = None,
         render_s: float = 0.0,
     ) -> Completion:
-        """`complete` for a prompt already rendered to token ids (what a daemon is sent)."""
+        """The completion of `prompt` (token ids). `session` names the document whose KV cache
+        the prompt reuses; `speculative_tokens` overrides the engine's for this call. `stop_ids`
+        replaces the template's end tokens (an empty set times a fixed length, as benchmarks and
+        the warm-up do).
+
+        With `candidates` > 1, the prompt is prefilled once and the completion carries up to
+        `candidates` - 1 `alternatives`: each starts with another of the most likely first tokens
+        and goes on greedily from the shared KV cache (only its own tokens are computed),
+        ordered by mean log-probability. The completion itself is exactly the single one.
+        """
         speculative = self.speculative_tokens if speculative_tokens is None else speculative_tokens
         window = self.window
         if len(prompt) + max_new_tokens + speculative + 1 > window:
@@ -176,8 +153,7 @@ class Engine:
             try:
                 generation = self._generate(
                     kv, prompt, max_new_tokens, stops, temperature, top_p, cancelled, rules,
-                    score=branching, first_choices=candidates + 1 if branching else 0, progress=progress,
-                    speculative_tokens=speculative,
+                    score=branching, first_choices=candidates + 1 if branching else 0, speculative_tokens=speculative,
                 )
                 alternatives = []
                 if branching:
@@ -202,13 +178,10 @@ class Engine:
 
     def _generate(
         self, kv, prompt, max_new_tokens, stops, temperature, top_p, cancelled, rules, score=False, first_choices=0, made=(),
-        progress=None, speculative_tokens=0,
+        speculative_tokens=0,
     ):
         """`made`: tokens of the completion already decided before `prompt`'s end (a branch's first)."""
         finished = self._finished_by(rules)
-        if progress is not None:
-            judge = finished
-            finished = lambda token_ids: (progress(token_ids), judge(token_ids))[1]  # noqa: E731
         return generate(
             self.forward,
             kv,
@@ -284,8 +257,6 @@ def open_engine(
     spec: ModelSpec, *, max_cached_tokens: int = 8192, layout: str = "line-in-middle", speculative_tokens: int = 0,
 ) -> Engine:
     """The model loaded and warmed up; on CUDA with `cuda_graphs`, the static-cache, graphed decode."""
-    from fimls.engine.loading import load_model
-
     loaded = load_model(
         spec.model, device=spec.device, gptq_backend=spec.gptq_backend, dtype=spec.dtype, offline=spec.offline,
         trust_remote_code=spec.trust_remote_code,

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import AutoModelForCausalLM, GPTQConfig
 
-from fimls.engine.tokenizer import CodeTokenizer, TokenizerRefused, load_tokenizer
-from fimls.testmodel import TEST_MODEL_ALIAS
+from fimls.contract import ModelUnavailable
+from fimls.engine.model.checkpoint import load_checked_tokenizer, read_config, resolve_model_path
+from fimls.engine.model.tokenizer import CodeTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +22,6 @@ log = logging.getLogger(__name__)
 # at load on a 2-core machine; the ATen int4 kernel loads in seconds and runs as fast here.
 # On CUDA gptqmodel's `auto` picks Marlin/Machete, the fastest kernels that load.
 _AUTO_BACKENDS = {"cpu": ["gptq_torch_aten", "gptq_torch"], "cuda": ["auto", "gptq_torch"]}
-
-
-class ModelUnavailable(RuntimeError):
-    """The model could not be had; the message is one sentence a user can act on."""
 
 
 @dataclass
@@ -55,47 +53,38 @@ def choose_dtype(setting: str, device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
-def resolve_model_path(spec: str) -> str:
-    """Turn the model setting into something `from_pretrained` takes: a directory or a Hub id."""
-    if spec == TEST_MODEL_ALIAS:
-        from fimls.testmodel import ensure_test_model  # imports the training stack only when asked
-
-        return str(ensure_test_model())
-    expanded = os.path.expanduser(spec)
-    if os.path.isdir(expanded):
-        return expanded
-    # Hub ids are exactly `owner/name`; anything else that names a path must exist on disk.
-    looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") != 1 or os.path.exists(expanded)
-    if looks_like_path:
-        raise ModelUnavailable(
-            f"No model directory at '{spec}'; point fimls at a directory holding config.json and the "
-            f"weights (for example one saved by `fimls make-test-model`), or at a Hugging Face model id."
-        )
-    return spec
-
-
-def _read_config(path: str, *, offline: bool, trust_remote_code: bool) -> dict[str, Any]:
-    from transformers import AutoConfig
-
+def _cannot_serve(model: Any, device: torch.device) -> RuntimeError | None:
+    """The error a short forward raises, if any: twice, since gptqmodel repacks its weights for
+    inference on the first call and its kernels refuse some shapes only then."""
+    probe = torch.tensor([[model.config.bos_token_id or 0] * 2], device=device)
     try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as local_error:
-        if offline or os.path.isdir(path):
-            where = "in that directory" if os.path.isdir(path) else "in the local Hugging Face cache (offline mode is on)"
-            raise ModelUnavailable(
-                f"Could not load model '{path}': no usable config.json {where}; download it once with network "
-                f"access or set the model to a local directory."
-            ) from local_error
-        try:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-        except (OSError, ValueError) as remote_error:
-            reason = str(remote_error).strip().splitlines()[0][:200]
-            raise ModelUnavailable(
-                f"Could not load model '{path}': it is not a local directory and fetching it from the "
-                f"Hugging Face Hub failed ({reason}); set the model to a local directory "
-                f"(--model /path/to/model or the `model` setting)."
-            ) from remote_error
-    return config.to_dict()
+        with torch.inference_mode():
+            for _ in range(2):
+                model(input_ids=probe)
+    except RuntimeError as error:
+        return error
+    return None
+
+
+def refuse_made_up_weights(spec: str, report: dict[str, Any], shown: int = 3) -> None:
+    """transformers fills a parameter the checkpoint lacks with fresh random values, and drops a
+    tensor it cannot place, and only logs it: a model served that way writes plausible-looking
+    garbage. Any such parameter or tensor refuses the model, naming what did not load."""
+    problems = []
+    for key, what in (
+        ("missing_keys", "the checkpoint lacks weights the model needs"),
+        ("unexpected_keys", "the checkpoint holds tensors that fit no part of the model"),
+        ("mismatched_keys", "the checkpoint's weights have other shapes than the model's"),
+    ):
+        names = sorted(str(name if isinstance(name, str) else name[0]) for name in report.get(key) or ())
+        if names:
+            more = f" and {len(names) - shown} more" if len(names) > shown else ""
+            problems.append(f"{what} ({len(names)}: {', '.join(names[:shown])}{more})")
+    if problems:
+        raise ModelUnavailable(
+            f"Refusing '{spec}': {'; '.join(problems)}; serving it would make those weights up. Use a checkpoint "
+            f"saved for this model's architecture, or re-download it if it is damaged."
+        )
 
 
 def _gptq_config(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -113,27 +102,6 @@ def _kernel_name(model: Any) -> str:
     return "dense"
 
 
-def load_checked_tokenizer(spec: str, path: str, *, local_only: bool, trust_remote_code: bool) -> CodeTokenizer:
-    """The model's tokenizer, self-checked; a tokenizer that would mangle code is refused here,
-    before any weights are read."""
-    try:
-        return load_tokenizer(path, name=spec, local_only=local_only, trust_remote_code=trust_remote_code)
-    except TokenizerRefused as error:
-        raise ModelUnavailable(str(error)) from error
-    except (OSError, ValueError) as error:
-        raise ModelUnavailable(f"Could not load the tokenizer of '{spec}': {str(error).splitlines()[0][:200]}") from error
-
-
-def load_tokenizer_and_window(spec: str, *, offline: bool = False, trust_remote_code: bool = False) -> tuple[CodeTokenizer, int]:
-    """The model's tokenizer, self-checked, and its context window, without reading its weights
-    (for rendering prompts that a server completes)."""
-    path = resolve_model_path(spec)
-    config = _read_config(path, offline=offline, trust_remote_code=trust_remote_code)
-    local_only = offline or os.path.isdir(path)
-    tokenizer = load_checked_tokenizer(spec, path, local_only=local_only, trust_remote_code=trust_remote_code)
-    return tokenizer, int(config.get("max_position_embeddings") or 4096)
-
-
 def load_model(
     spec: str,
     *,
@@ -147,14 +115,12 @@ def load_model(
     started = time.perf_counter()
     torch_device = choose_device(device)
     path = resolve_model_path(spec)
-    config = _read_config(path, offline=offline, trust_remote_code=trust_remote_code)
+    config = read_config(path, offline=offline, trust_remote_code=trust_remote_code)
     quant = _gptq_config(config)
     torch_dtype = choose_dtype(dtype, torch_device)
     if quant is None and torch_device.type == "cpu" and dtype == "auto":
         # Dense weights on CPU: float32 matmuls are the fast, exact path there.
         torch_dtype = torch.float32
-
-    from transformers import AutoModelForCausalLM
 
     local_only = offline or os.path.isdir(path)
     tokenizer = load_checked_tokenizer(spec, path, local_only=local_only, trust_remote_code=trust_remote_code)
@@ -168,8 +134,6 @@ def load_model(
     for backend in backends:
         kwargs: dict[str, Any] = {}
         if backend is not None:
-            from transformers import GPTQConfig
-
             kwargs["quantization_config"] = GPTQConfig(bits=int(quant.get("bits", 4)), backend=backend)
         try:
             model = AutoModelForCausalLM.from_pretrained(
@@ -178,13 +142,23 @@ def load_model(
                 dtype=torch_dtype,
                 local_files_only=local_only,
                 trust_remote_code=trust_remote_code,
+                output_loading_info=True,
                 **kwargs,
             )
         except (ImportError, ValueError, NotImplementedError, RuntimeError) as error:
             last_error = error
             log.warning("GPTQ kernel %s did not load on %s (%s); trying the next one", backend, torch_device, error)
             continue
+        model, report = model
+        refuse_made_up_weights(spec, report)
         model.eval()
+        if backend is not None and (failure := _cannot_serve(model, torch_device)) is not None:
+            # Some kernels load shapes they cannot multiply (a group that does not divide a
+            # layer's width): the next kernel may, and a user should never see the traceback.
+            last_error = failure
+            log.warning("GPTQ kernel %s cannot serve %s on %s (%s); trying the next one", backend, spec, torch_device, failure)
+            del model
+            continue
         return LoadedModel(
             name=spec,
             model=model,
@@ -194,4 +168,5 @@ def load_model(
             kernel=_kernel_name(model),
             load_seconds=time.perf_counter() - started,
         )
-    raise ModelUnavailable(f"Could not load '{spec}' on {torch_device} with GPTQ kernels {backends}: {last_error}")
+    reason = (str(last_error).strip().splitlines() or [type(last_error).__name__])[0][:300]
+    raise ModelUnavailable(f"Could not load '{spec}' on {torch_device}: no GPTQ kernel of {backends} serves it ({reason}).")

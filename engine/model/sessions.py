@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from fimls.engine.decode import KVSession
+from fimls.engine.model.decode import KVSession
 
 SHARED = ""  # the key of callers that name no document: one session, as before sessions by document
 

@@ -25,6 +25,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import transformers
+from tokenizers import Tokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers.utils import cached_file
+
 log = logging.getLogger(__name__)
 
 # Spaces, indentation, newlines (LF and CRLF), digits, a non-ASCII identifier, a filler-token
@@ -112,7 +117,13 @@ class CodeTokenizer:
         if not text:
             return []
         if self.raw is not None:
-            return self.raw.encode(text, add_special_tokens=False).ids
+            try:
+                return self.raw.encode(text, add_special_tokens=False).ids
+            except TypeError:
+                # A lone surrogate (a client may send one, JSON allows it) is no UTF-8: the
+                # tokenizer refuses the whole string. It becomes U+FFFD, as a decoder would show it.
+                text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+                return self.raw.encode(text, add_special_tokens=False).ids
         return self.hf(text, add_special_tokens=False).input_ids
 
     def encode(self, text: str) -> list[int]:
@@ -211,8 +222,6 @@ def self_check(hf: Any, tokenizer_json: str | None, sample: str = CHECK_SAMPLE) 
         )
         return TokenizerCheck(exact, loaded_as, "round trip", len(hf_ids), detail)
 
-    from tokenizers import Tokenizer
-
     raw = Tokenizer.from_file(tokenizer_json)
     raw_ids = raw.encode(sample, add_special_tokens=False).ids
     if hf_ids != raw_ids:
@@ -246,7 +255,6 @@ def _tokenizer_file(path: str, *, local_only: bool) -> str | None:
     if os.path.isdir(path):
         candidate = os.path.join(path, "tokenizer.json")
         return candidate if os.path.isfile(candidate) else None
-    from transformers.utils import cached_file
 
     return cached_file(
         path, "tokenizer.json", local_files_only=local_only,
@@ -260,8 +268,6 @@ def _config_adds_bos(path: str, *, local_only: bool) -> bool | None:
         config_path = os.path.join(path, "tokenizer_config.json")
         config_path = config_path if os.path.isfile(config_path) else None
     else:
-        from transformers.utils import cached_file
-
         config_path = cached_file(
             path, "tokenizer_config.json", local_files_only=local_only,
             _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
@@ -280,8 +286,6 @@ def load_tokenizer(path: str, *, name: str, local_only: bool, trust_remote_code:
     tokenizer_config.json) and compared with the `tokenizers` library on a code sample; a
     mismatch refuses the model. Without one: transformers' choice, which must round-trip code.
     """
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
     tokenizer_json = _tokenizer_file(path, local_only=local_only)
     if tokenizer_json is not None:
         hf = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=local_only)
@@ -289,16 +293,12 @@ def load_tokenizer(path: str, *, name: str, local_only: bool, trust_remote_code:
         hf = AutoTokenizer.from_pretrained(path, local_files_only=local_only, trust_remote_code=trust_remote_code)
     check = self_check(hf, tokenizer_json)
     if not check.exact:
-        import transformers
-
         raise TokenizerRefused(
             f"Refusing '{name}': its tokenizer does not encode code faithfully with transformers "
             f"{transformers.__version__} ({check.detail}), and completions would be garbage."
         )
     raw = None
     if tokenizer_json is not None:
-        from tokenizers import Tokenizer
-
         raw = Tokenizer.from_file(tokenizer_json)
     tokenizer = CodeTokenizer(hf, raw, check)
     adds_bos = _config_adds_bos(path, local_only=local_only)

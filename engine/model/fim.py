@@ -7,8 +7,9 @@ have different ids in DeepSeek-Coder v1 (32015-32017) and V2 (different vocab).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fimls.prompt import PromptParts
-from fimls.engine.tokenizer import CodeTokenizer
+
+from fimls.contract import ModelUnavailable, PromptParts
+from fimls.engine.model.tokenizer import CodeTokenizer
 
 # (begin, hole, end) in prefix-suffix-middle order; the model writes the middle after `end`.
 FIM_FAMILIES = {
@@ -21,8 +22,8 @@ FIM_FAMILIES = {
 _EXTRA_STOP_STRINGS = ("<|EOT|>", "<|endoftext|>", "<|file_sep|>")
 
 
-class FimUnsupported(ValueError):
-    pass
+class FimUnsupported(ModelUnavailable, ValueError):
+    """The model has no fill-in-the-middle tokens fimls knows."""
 
 
 @dataclass(frozen=True)

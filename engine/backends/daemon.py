@@ -5,7 +5,6 @@ ready, with no editor restart."""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import struct
@@ -18,12 +17,24 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from fimls.engine import frames
-from fimls.engine.results import Completion, Generation
-from fimls.engine.rundir import answers
-from fimls.engine.server import ServerBackend, ServerError, ServerOptions
-from fimls.engine.stops import StopRules
-from fimls.prompt import PromptParts
+import httpx
+from filelock import FileLock, Timeout
+
+from fimls.contract import (
+    BackendError,
+    Completion,
+    CompletionRequest,
+    Generation,
+    ModelSpec,
+    ModelUnavailable,
+    StateListener,
+    Tuning,
+)
+from fimls.engine.backends.rendering import PromptRenderer, check_fits
+from fimls.engine.daemon import frames
+from fimls.engine.daemon.rundir import RunDirUnsafe, answers, socket_path
+from fimls.engine.model.checkpoint import load_tokenizer_and_window
+from fimls.engine.model.tokenizer import CodeTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +54,6 @@ class DaemonUnavailable(RuntimeError):
 def ensure_daemon(path: Path, daemon_args: list[str], timeout_s: float = START_TIMEOUT_S) -> None:
     """A daemon answers on `path` when this returns: the running one, or one started now. Two
     windows starting at once serialize on a lock, so one starts it and the other finds it."""
-    from filelock import FileLock, Timeout
-
     if answers(path):
         return
     try:
@@ -93,31 +102,34 @@ def _last_line(path: Path) -> str:
     return lines[-1][-200:] if lines else "no log"
 
 
-class DaemonBackend(ServerBackend):
-    """The engine interface over the daemon's socket. `watch` tells the editor's process when the
-    daemon is lost and when it is ready again."""
+class DaemonError(BackendError):
+    """The daemon failed a completion, or could not be reached; the message is one sentence."""
 
-    def __init__(self, tokenizer, *, spec, socket: Path, daemon_args: list[str], max_cached_tokens: int, layout: str,
-                 speculative_tokens: int, timeout_s: float, stall_s: float):
-        import httpx
 
-        options = ServerOptions(url=BASE_URL, timeout_s=timeout_s, stall_s=stall_s)
-        super().__init__(
-            tokenizer, options, name=spec.model, window=1, layout=layout, transport=httpx.HTTPTransport(uds=str(socket)),
-        )
+class DaemonBackend:
+    """`backend: local`: the `Backend` interface over the daemon's socket."""
+
+    def __init__(self, tokenizer: CodeTokenizer, *, spec: ModelSpec, socket: Path, daemon_args: list[str], tuning: Tuning,
+                 timeout_s: float, stall_s: float):
+        self.renderer = PromptRenderer(tokenizer, spec.model, tuning.layout)
         self.spec = spec
         self.socket = socket
         self.daemon_args = daemon_args
-        self.load_max_cached_tokens = max_cached_tokens
-        self.speculative_tokens = speculative_tokens
+        self.tuning = tuning
+        self.stall_s = min(stall_s, timeout_s)
         self.client_id = CLIENT_ID
-        self.accepts_token_ids = True
-        self.hangs_up_on_rules = False  # the daemon runs the rules itself, after every token
+        self.model = spec.id
         self.description = ""
-        self.problem = None
+        self.problem: str | None = None
+        self._window = 0
         self._closed = False
+        self._lock = threading.Lock()
         self._attached = threading.Event()
-        self._on_state: Callable[[str, str], None] = lambda state, message: None
+        self._on_state: StateListener = lambda state, message: None
+        self._http = httpx.Client(
+            base_url=BASE_URL, transport=httpx.HTTPTransport(uds=str(socket)), trust_env=False,
+            timeout=httpx.Timeout(timeout_s, connect=3.0, read=self.stall_s),
+        )
         # The attach stream waits for as long as the daemon lives: no read timeout.
         self._attach_client = httpx.Client(
             base_url=BASE_URL, transport=httpx.HTTPTransport(uds=str(socket)), trust_env=False,
@@ -127,6 +139,70 @@ class DaemonBackend(ServerBackend):
         self._frames: socket.socket | None = None  # kept alive between completions
         self._sent = frames.Prompts()  # each document's last prompt on it, as the daemon remembers it
         self._header: tuple[dict | None, bytes] = (None, b"")  # the last request's header, encoded
+
+    # -- the Backend interface ------------------------------------------------------------------
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    def count_tokens(self, text: str) -> int:
+        return self.renderer.count_tokens(text)
+
+    def tune(self, tuning: Tuning) -> None:
+        """The layout is applied here; the draft length and the cache budget travel with the next
+        request's header."""
+        self.tuning = tuning
+        self.renderer.layout = tuning.layout
+
+    def watch(self, on_state: StateListener) -> None:
+        """`on_state(state, message)` from another thread: `error` when the daemon is lost,
+        `ready` once a new one holds the model."""
+        self._on_state = on_state
+
+    def describe(self) -> str:
+        return self.description or f"{self.spec.model} in the fimls daemon"
+
+    def close(self) -> None:
+        self._closed = True
+        self._attach_client.close()
+        self._http.close()
+        if self._frames is not None:
+            self._frames.close()
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """One completion from the daemon, over `frames`; the answer is the daemon's engine's, token
+        ids and all (nothing is tokenized again here)."""
+        rendering = time.perf_counter()
+        prompt = self.renderer.render(request.parts)
+        render_s = time.perf_counter() - rendering
+        check_fits(prompt, request.max_new_tokens, self.window)
+        rules = request.rules
+        header = {
+            "model": self.model, "max_tokens": request.max_new_tokens, "temperature": request.temperature,
+            "top_p": request.top_p, "seed": 0, "n": request.candidates,
+            "fimls_session": f"{self.client_id}:{request.session}",
+            "fimls_rules": None if rules is None else {
+                "single_line": rules.single_line, "cursor_block_indent": rules.cursor_block_indent,
+                "stop_strings": list(rules.stop_strings),
+            },
+            "fimls_speculative_tokens": self.tuning.speculative_tokens,
+            "fimls_max_cached_tokens": self.tuning.max_cached_tokens,
+        }
+        with self._lock:
+            started = time.perf_counter()
+            answer = self._exchange(header, prompt, request.cancelled)
+            total_s = time.perf_counter() - started
+        if answer is None:
+            return Completion("", Generation([], "cancelled", len(prompt), 0, total_s, total_s), render_s)
+        if "error" in answer:
+            raise DaemonError(self._refusal(int(answer.get("status") or 500), answer["error"]))
+        # The hop: the time here beyond the daemon's own model time; the first candidate carries it.
+        transport_s = total_s - float(answer["model_s"])
+        generation = _generation(answer["generation"])
+        generation.total_s += transport_s
+        alternatives = tuple(Completion(a["text"], _generation(a["generation"])) for a in answer["alternatives"])
+        return Completion(answer["text"], generation, render_s, alternatives, transport_s)
 
     # -- lifetime -------------------------------------------------------------------------------
 
@@ -139,46 +215,29 @@ class DaemonBackend(ServerBackend):
             raise DaemonUnavailable(f"the fimls daemon on {self.socket} does not take clients; its log is {self.socket.with_suffix('.log')}.")
         self._load()
 
-    def watch(self, on_state: Callable[[str, str], None]) -> None:
-        """`on_state(state, message)` from another thread: `error` when the daemon is lost,
-        `ready` once a new one holds the model."""
-        self._on_state = on_state
-
-    def describe(self) -> str:
-        return self.description or f"{self.name} in the fimls daemon"
-
-    def close(self) -> None:
-        self._closed = True
-        self._attach_client.close()
-        if self._frames is not None:
-            self._frames.close()
-        super().close()
-
     def _load(self) -> None:
-        from fimls.engine.loading import ModelUnavailable
-
-        body = {"client": self.client_id, "max_cached_tokens": self.load_max_cached_tokens, **asdict(self.spec)}
+        body = {"client": self.client_id, "max_cached_tokens": self.tuning.max_cached_tokens, **asdict(self.spec)}
         try:
-            response = self.client.post("/fimls/load", json=body, timeout=LOAD_TIMEOUT_S)
-        except Exception as error:
-            raise DaemonUnavailable(self._failure(error)) from None
+            response = self._http.post("/fimls/load", json=body, timeout=LOAD_TIMEOUT_S)
+        except httpx.HTTPError as error:
+            raise DaemonUnavailable(self._unreachable(error)) from None
         if response.status_code in (409, 422):
             raise ModelUnavailable(_message(response))
-        self._check_status(response)
+        if response.status_code >= 400:
+            raise DaemonUnavailable(self._refusal(response.status_code, _message(response)))
         answer = response.json()
         self.model = answer["id"]
         self._window = int(answer["window"])
         self.description = answer.get("description", "")
 
     def _watch(self) -> None:
-        from fimls.engine.loading import ModelUnavailable
-
         attached_before, pause = False, 0.1
         while not self._closed:
             problem = None
             try:
                 with self._attach_client.stream("GET", "/fimls/attach", params={"client": self.client_id}) as response:
-                    self._check_status(response)
+                    if response.status_code >= 400:
+                        raise DaemonUnavailable(self._refusal(response.status_code, response.read().decode("utf-8", "replace")))
                     lines = response.iter_lines()
                     for line in lines:
                         if line.startswith("data:"):
@@ -191,7 +250,7 @@ class DaemonBackend(ServerBackend):
                     attached_before, pause = True, 0.1
                     for _ in lines:  # held for as long as the daemon lives
                         pass
-            except (ServerError, DaemonUnavailable, ModelUnavailable) as error:
+            except (DaemonUnavailable, ModelUnavailable) as error:
                 problem = str(error)
             except Exception as error:  # the connection broke: the daemon is gone
                 log.info("fimls daemon connection lost: %s", error)
@@ -212,56 +271,15 @@ class DaemonBackend(ServerBackend):
             log.error("%s", message)
             self._on_state("error", message)
 
-    # -- the protocol ---------------------------------------------------------------------------
+    # -- the frames exchange --------------------------------------------------------------------
 
     def _where(self) -> str:
         return f"the fimls daemon ({self.socket})"
-
-    def complete(
-        self,
-        parts: PromptParts,
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        cancelled: Callable[[], bool] = lambda: False,
-        stop_ids: frozenset[int] | None = None,
-        rules: StopRules | None = None,
-        candidates: int = 1,
-        session: str = "",
-    ) -> Completion:
-        """One completion from the daemon, over `frames`; the answer is the daemon's engine's, token
-        ids and all (nothing is tokenized again here)."""
-        rendering = time.perf_counter()
-        prompt = self.render(parts)
-        render_s = time.perf_counter() - rendering
-        self._check_window(prompt, max_new_tokens)
-        header = {
-            "model": self.model, "max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": 0,
-            **self._extensions(session, rules, candidates, temperature),
-        }
-        with self._lock:
-            started = time.perf_counter()
-            answer = self._exchange(header, prompt, cancelled)
-            total_s = time.perf_counter() - started
-        if answer is None:
-            return Completion("", Generation([], "cancelled", len(prompt), 0, total_s, total_s), render_s)
-        if "error" in answer:
-            self._check_status(_Status(int(answer.get("status") or 500)), json.dumps(answer))
-            raise ServerError(f"{self._where()} failed the completion: {answer['error']}.")
-        # The hop: the time here beyond the daemon's own model time; the first candidate carries it.
-        transport_s = total_s - float(answer["model_s"])
-        generation = _generation(answer["generation"])
-        generation.total_s += transport_s
-        alternatives = tuple(Completion(a["text"], _generation(a["generation"])) for a in answer["alternatives"])
-        return Completion(answer["text"], generation, render_s, alternatives, transport_s)
 
     def _exchange(self, header: dict, prompt: list[int], cancelled: Callable[[], bool]) -> dict | None:
         """The daemon's answer to one request; None when cancelled first. Only the prompt's ids
         after those it shares with the document's last one on this connection are sent. A
         kept-alive connection that the daemon closed (it restarted) is retried once on a new one."""
-        import httpx
-
         if cancelled():
             return None
         document = header["fimls_session"]
@@ -297,7 +315,7 @@ class DaemonBackend(ServerBackend):
                 return answer
             except (OSError, frames.BadFrame) as error:
                 if isinstance(error, BlockingIOError):  # SO_RCVTIMEO ran out
-                    error = TimeoutError(f"no answer within {self.options.stall_s:g}s")
+                    error = TimeoutError(f"no answer within {self.stall_s:g}s")
                 if connection is not None:
                     connection.close()
                 self._frames = None
@@ -305,21 +323,15 @@ class DaemonBackend(ServerBackend):
                     return None
                 if reused and attempt == 0 and not isinstance(error, (TimeoutError, frames.BadFrame)):
                     continue
-                if isinstance(error, frames.BadFrame):
-                    raise ServerError(f"{self._where()} sent a malformed answer ({error})") from None
-                failure = _as_httpx(error)
-                if isinstance(failure, httpx.RemoteProtocolError):
-                    raise ServerError(f"{self._where()} closed the connection in the middle of a completion ({error}).") from None
-                raise ServerError(self._failure(failure)) from None
+                raise DaemonError(self._broken(error)) from None
         return None  # not reached: the second attempt returns or raises
 
     def _connect(self) -> socket.socket:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # The stall limit in the kernel (SO_RCVTIMEO) rather than Python's socket timeout, which
         # polls before every read: a blocking socket reads an answer in one call.
-        stall = min(self.options.stall_s, self.options.timeout_s)
-        seconds = int(stall)
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, int((stall - seconds) * 1e6)))
+        seconds = int(self.stall_s)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, int((self.stall_s - seconds) * 1e6)))
         try:
             connection.connect(str(self.socket))
             connection.sendall(frames.MAGIC)
@@ -328,30 +340,32 @@ class DaemonBackend(ServerBackend):
             raise
         return connection
 
-    def _failure(self, error) -> str:
-        import httpx
+    # -- one sentence per failure ---------------------------------------------------------------
 
+    def _broken(self, error: BaseException) -> str:
+        """What a failed exchange tells the user."""
+        if isinstance(error, frames.BadFrame):
+            return f"{self._where()} sent a malformed answer ({error})"
+        if isinstance(error, (FileNotFoundError, ConnectionRefusedError)):
+            return f"the fimls daemon is not running ({error}); fimls is starting a new one."
+        if isinstance(error, TimeoutError):
+            return f"{self._where()} stopped sending for {self.stall_s:g}s in the middle of a completion."
+        return f"{self._where()} closed the connection in the middle of a completion ({error or type(error).__name__})."
+
+    def _unreachable(self, error: BaseException) -> str:
         if isinstance(error, httpx.ConnectError):
             return f"the fimls daemon is not running ({error}); fimls is starting a new one."
-        return super()._failure(error)
+        if isinstance(error, httpx.TimeoutException):
+            return f"{self._where()} did not answer in time ({type(error).__name__})."
+        return f"{self._where()} closed the connection ({type(error).__name__}: {error})."
 
-    def _extensions(self, session: str, rules: StopRules | None, candidates: int, temperature: float) -> dict:
-        return {
-            "fimls_session": f"{self.client_id}:{session}",
-            "fimls_rules": None if rules is None else {
-                "single_line": rules.single_line, "cursor_block_indent": rules.cursor_block_indent,
-                "stop_strings": list(rules.stop_strings),
-            },
-            "n": candidates,
-            "fimls_speculative_tokens": self.speculative_tokens,
-        }
-
-
-class _Status:
-    """What `_check_status` reads of a response: an error frame's status."""
-
-    def __init__(self, status_code: int):
-        self.status_code = status_code
+    def _refusal(self, status: int, error: object) -> str:
+        """An error answer as one sentence: the daemon's own message, with what to do."""
+        detail = error.get("message") if isinstance(error, dict) else error
+        detail = " ".join(str(detail or "").split())[:300]
+        if status == 503 or status >= 500:
+            return f"{self._where()} failed the completion ({detail}); fimls will try again."
+        return f"{self._where()} refused the completion ({status} {detail})."
 
 
 def _generation(fields: dict) -> Generation:
@@ -366,17 +380,6 @@ def _shut(connection: socket.socket) -> None:
         pass
 
 
-def _as_httpx(error: BaseException):
-    import httpx
-
-    reason = str(error) or type(error).__name__
-    if isinstance(error, (FileNotFoundError, ConnectionRefusedError)):
-        return httpx.ConnectError(reason)
-    if isinstance(error, TimeoutError):
-        return httpx.ReadTimeout(reason)
-    return httpx.RemoteProtocolError(reason)
-
-
 def _message(response) -> str:
     try:
         return str(response.json()["error"]["message"])
@@ -384,28 +387,16 @@ def _message(response) -> str:
         return response.text[:200]
 
 
-def daemon_args(settings) -> list[str]:
-    return [
-        "--max-resident-models", str(settings.max_resident_models),
-        "--idle-exit-s", f"{settings.daemon_idle_exit_s:g}",
-    ]
-
-
-def open_daemon_backend(settings, spec) -> DaemonBackend:
-    """The model resident in this user's daemon (started if none runs), and the tokenizer here."""
-    from fimls.engine.loading import ModelUnavailable, load_tokenizer_and_window
-    from fimls.engine.rundir import RunDirUnsafe, socket_path
-
-    tokenizer, _window = load_tokenizer_and_window(settings.model, offline=settings.offline, trust_remote_code=settings.trust_remote_code)
+def open_daemon_backend(spec: ModelSpec, tuning: Tuning, *, daemon_args: list[str], timeout_s: float, stall_s: float) -> DaemonBackend:
+    """The model resident in this user's daemon (started if none runs, with `daemon_args`), and
+    the tokenizer here."""
+    tokenizer, _window = load_tokenizer_and_window(spec.model, offline=spec.offline, trust_remote_code=spec.trust_remote_code)
     try:
         path = socket_path()
     except RunDirUnsafe as error:
         raise ModelUnavailable(str(error)) from None
     backend = DaemonBackend(
-        tokenizer, spec=spec, socket=path, daemon_args=daemon_args(settings),
-        max_cached_tokens=settings.max_cached_tokens, layout=settings.prompt_layout,
-        speculative_tokens=settings.speculative_tokens, timeout_s=max(settings.server_timeout_s, 600.0),
-        stall_s=max(settings.server_stall_s, 120.0),
+        tokenizer, spec=spec, socket=path, daemon_args=daemon_args, tuning=tuning, timeout_s=timeout_s, stall_s=stall_s,
     )
     try:
         backend.start()

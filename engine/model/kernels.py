@@ -6,12 +6,15 @@ builds land in gptqmodel's own cache (~/.cache/gptqmodel), where every later loa
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import time
 import traceback
 from pathlib import Path
+
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +28,6 @@ CHOICES = (
 
 def build_environment() -> dict[str, str]:
     """The variables the build reads, set for this machine unless the user set them."""
-    import torch
-
     os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 1))
     if torch.cuda.is_available() and "TORCH_CUDA_ARCH_LIST" not in os.environ:
         major, minor = torch.cuda.get_device_capability(0)
@@ -37,10 +38,6 @@ def build_environment() -> dict[str, str]:
 def warm_kernels(report_path: Path) -> int:
     """Build the first kernel that builds; write what was tried, how long each took and the
     `gptqBackend` to use to `report_path`. 0 if some GPU kernel is usable."""
-    import importlib
-
-    import torch
-
     report: dict = {"environment": build_environment(), "tried": [], "gptq_backend": None}
     if not torch.cuda.is_available():
         report["gptq_backend"] = "auto"
@@ -53,7 +50,7 @@ def warm_kernels(report_path: Path) -> int:
         try:
             if module is not None:
                 build = getattr(importlib.import_module(module), function)
-                # float16: what fimls runs GPTQ models in on CUDA (engine/loading.py)
+                # float16: what fimls runs GPTQ models in on CUDA (engine/model/loading.py)
                 built = build(torch.float16) if takes_dtype else build()
                 if not built:
                     raise RuntimeError("the extension did not load after its build")

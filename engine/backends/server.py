@@ -16,18 +16,30 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
-from fimls.engine.results import Completion, Generation
-from fimls.engine.fim import FimTemplate
-from fimls.engine.stops import StopRules
-from fimls.engine.tokenizer import CodeTokenizer
-from fimls.prompt import PromptParts
+import httpx
+
+from fimls.contract import (
+    BackendError,
+    Completion,
+    CompletionRequest,
+    Generation,
+    ModelUnavailable,
+    PromptParts,
+    StateListener,
+    Tuning,
+)
+from fimls.engine.backends.rendering import PromptRenderer, check_fits
+from fimls.engine.model.checkpoint import load_tokenizer_and_window
+from fimls.engine.model.tokenizer import CodeTokenizer
+from fimls.stops import StopRules
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +49,7 @@ NEUTRAL = "\u200b"
 MOST_STOP_STRINGS = 4  # OpenAI's limit, and what vLLM, TGI and llama-server accept
 
 
-class ServerError(RuntimeError):
+class ServerError(BackendError):
     """The inference server failed a completion; the message is one sentence for the user."""
 
 
@@ -52,22 +64,14 @@ class ServerOptions:
 
 
 class ServerBackend:
-    """The engine interface (`window`, `count_tokens`, `encode`, `render`, `complete`) over HTTP."""
+    """`backend: server`: the `Backend` interface over a team's server's HTTP."""
 
-    def __init__(
-        self, tokenizer: CodeTokenizer, options: ServerOptions, *, name: str, window: int, layout: str = "line-in-middle",
-        transport=None,
-    ):
-        """`transport`: an httpx transport other than TCP (the local daemon's Unix socket)."""
-        import httpx
-
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer: CodeTokenizer, options: ServerOptions, *, name: str, window: int, layout: str = "line-in-middle"):
         self.options = options
         self.name = name
-        self.layout = layout
-        self.speculative_tokens = 0  # the server's business
-        self.max_cached_tokens = window
-        self.template = FimTemplate.from_tokenizer(tokenizer, name)
+        self.renderer = PromptRenderer(tokenizer, name, layout)
+        self.tokenizer, self.template = tokenizer, self.renderer.template
+        self.problem: str | None = None
         self._window = window
         base = options.url.rstrip("/")
         self.base_url = base[: -len("/v1")] if base.endswith("/v1") else base
@@ -78,34 +82,40 @@ class ServerBackend:
         # trust_env: the standard proxy variables (HTTPS_PROXY, NO_PROXY) and a custom CA bundle
         # (SSL_CERT_FILE, SSL_CERT_DIR), as corporate networks need.
         self.client = httpx.Client(
-            base_url=self.base_url, headers=headers, trust_env=transport is None, transport=transport,
+            base_url=self.base_url, headers=headers, trust_env=True,
             timeout=httpx.Timeout(options.timeout_s, connect=options.connect_s, read=options.stall_s),
         )
         self.model = options.model
         self.accepts_token_ids: bool | None = None
-        # A server knows nothing of fimls' stop rules: they run on the stream, and closing it stops
-        # the generation.
-        self.hangs_up_on_rules = True
         self.stop_strings = self._stop_strings()
         self._lock = threading.Lock()
 
-    # -- what the request path uses, as with the in-process engine ------------------------------
+    # -- the Backend interface ------------------------------------------------------------------
 
     @property
     def window(self) -> int:
         return self._window
 
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text)
+    @property
+    def layout(self) -> str:
+        return self.renderer.layout
 
     def count_tokens(self, text: str) -> int:
-        return self.tokenizer.count(text)
+        return self.renderer.count_tokens(text)
 
     def render(self, parts: PromptParts) -> list[int]:
-        return self.template.render(parts, self.encode, self.layout)
+        return self.renderer.render(parts)
 
-    def decode(self, token_ids: list[int]) -> str:
-        return self.tokenizer.decode(token_ids)
+    def encode(self, text: str) -> list[int]:
+        return self.renderer.encode(text)
+
+    def tune(self, tuning: Tuning) -> None:
+        """The layout is fimls' (the prompt is rendered here); the draft length and the cache's size
+        are the server's own settings, which a client cannot change."""
+        self.renderer.layout = tuning.layout
+
+    def watch(self, on_state: StateListener) -> None:
+        """A server's state is learnt from its answers, on the request path: nothing to tell."""
 
     def describe(self) -> str:
         return f"{self.name} through {self.base_url} (model {self.model or 'not yet known'})"
@@ -117,60 +127,25 @@ class ServerBackend:
     def close(self) -> None:
         self.client.close()
 
-    def complete(
-        self,
-        parts: PromptParts,
-        *,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        cancelled: Callable[[], bool] = lambda: False,
-        stop_ids: frozenset[int] | None = None,
-        rules: StopRules | None = None,
-        candidates: int = 1,
-        session: str = "",
-    ) -> Completion:
-        """One completion, streamed. `candidates` and `session` are for backends that keep
-        alternatives and per-document caches (a server answers one, and caches prefixes itself)."""
+    def complete(self, request: CompletionRequest) -> Completion:
+        """One completion, streamed; the server answers one candidate, and caches prefixes itself."""
         rendering = time.perf_counter()
-        prompt = self.render(parts)
+        prompt = self.renderer.render(request.parts)
         render_s = time.perf_counter() - rendering
-        self._check_window(prompt, max_new_tokens)
-        extensions = self._extensions(session, rules, candidates, temperature)
+        check_fits(prompt, request.max_new_tokens, self.window)
         with self._lock:
-            streamed = self._stream(prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules, extensions)
-        return self._completion(streamed, rules, len(prompt), render_s)
-
-    def _check_window(self, prompt: list[int], max_new_tokens: int) -> None:
-        if len(prompt) + max_new_tokens + 1 > self.window:
-            raise ValueError(
-                f"prompt of {len(prompt)} tokens plus {max_new_tokens} new tokens exceeds the window of "
-                f"{self.window}; lower the prefix/suffix budgets"
-            )
-
-    def _extensions(self, session: str, rules: StopRules | None, candidates: int, temperature: float) -> dict:
-        """Request fields beyond OpenAI's; a team's server gets none."""
-        return {}
+            streamed = self._stream(prompt, request)
+        return self._completion(streamed, request.rules, len(prompt), render_s)
 
     def _completion(self, streamed: "Streamed", rules: StopRules | None, prompt_tokens: int, render_s: float) -> Completion:
-        def cut(text: str) -> str:
-            at = rules.cut(text) if rules is not None else None
-            return text if at is None else text[:at]
-
+        at = rules.cut(streamed.text) if rules is not None else None
+        text = streamed.text if at is None else streamed.text[:at]
         timings = streamed.timings
-        text = cut(streamed.text)
         generation = Generation(
-            self.encode(text), streamed.stop_reason, prompt_tokens, timings.get("cached", 0), timings["first_s"],
+            self.renderer.encode(text), streamed.stop_reason, prompt_tokens, timings.get("cached", 0), timings["first_s"],
             timings["total_s"],
         )
-        alternatives = tuple(
-            Completion(cut(alternative), Generation(self.encode(cut(alternative)), "eos", prompt_tokens, prompt_tokens, 0.0, 0.0))
-            for alternative in streamed.alternatives
-        )
-        # The time between the request and its answer beyond the other side's own model time, where
-        # it says that (the daemon does): what the hop costs.
-        transport_s = timings["total_s"] - timings["model_s"] if "model_s" in timings else None
-        return Completion(text, generation, render_s, alternatives, transport_s)
+        return Completion(text, generation, render_s)
 
     # -- the protocol ---------------------------------------------------------------------------
 
@@ -202,8 +177,6 @@ class ServerBackend:
         return self.model
 
     def _request(self, method: str, path: str, **kwargs):
-        import httpx
-
         try:
             response = self.client.request(method, path, **kwargs)
         except httpx.HTTPError as error:
@@ -236,8 +209,6 @@ class ServerBackend:
         raise ServerError(f"{self._where()} refused the completion ({status} {detail}).")
 
     def _failure(self, error) -> str:
-        import httpx
-
         host = urlsplit(self.base_url).hostname or self.base_url
         if isinstance(error, httpx.ConnectError):
             reason = str(error)
@@ -252,18 +223,18 @@ class ServerBackend:
             return f"{self._where()} closed the connection in the middle of a completion ({type(error).__name__})."
         return f"{self._where()} failed: {type(error).__name__}: {error}"
 
-    def _payload(self, prompt: list[int], parts: PromptParts, max_new_tokens: int, temperature: float, top_p: float) -> dict:
+    def _payload(self, prompt: list[int], request: CompletionRequest) -> dict:
         payload: dict[str, Any] = {
             "model": self._model(),
-            "max_tokens": max_new_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
+            "max_tokens": request.max_new_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
             "seed": 0,
             "stream": True,
             "stop": self.stop_strings,
         }
         if self.accepts_token_ids is False:
-            payload["prompt"] = self._text_prompt(parts)
+            payload["prompt"] = self._text_prompt(request.parts)
         else:
             payload["prompt"] = prompt
         return payload
@@ -296,8 +267,6 @@ class ServerBackend:
         """`_post_stream` entered, sent once more on a new connection where the server closed the
         one kept alive as the request arrived (no response at all: nothing was generated).
         llama-server does this to about one keystroke in seven on a 2-core CPU."""
-        import httpx
-
         try:
             context = self._post_stream(payload)
             return context, context.__enter__()
@@ -306,12 +275,11 @@ class ServerBackend:
         context = self._post_stream(payload)
         return context, context.__enter__()
 
-    def _stream(self, prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules, extensions) -> "Streamed":
-        import httpx
-
+    def _stream(self, prompt: list[int], request: CompletionRequest) -> "Streamed":
+        cancelled, rules = request.cancelled, request.rules
         started = time.perf_counter()
         deadline = started + self.options.timeout_s
-        payload = self._payload(prompt, parts, max_new_tokens, temperature, top_p) | extensions
+        payload = self._payload(prompt, request)
         try:
             response_context, response = self._open_stream(payload)
         except httpx.HTTPError as error:
@@ -320,7 +288,6 @@ class ServerBackend:
         if on_cancel is not None:
             on_cancel(response.hang_up)  # a superseded request closes its stream at once
         text, stop_reason, timings, first_s = "", None, {}, None
-        alternatives: dict[int, str] = {}  # choices after the first (a backend asked for `n` > 1)
         ended = False  # the server said the completion is over ([DONE] or a finish_reason)
         try:
             if response.status_code in (400, 422) and self.accepts_token_ids is None and isinstance(payload["prompt"], list):
@@ -328,7 +295,7 @@ class ServerBackend:
                 response_context.__exit__(None, None, None)
                 log.info("%s takes no token-id prompts (%s): sending text", self.base_url, _error_detail(body))
                 self.accepts_token_ids = False
-                return self._stream(prompt, parts, max_new_tokens, temperature, top_p, cancelled, rules, extensions)
+                return self._stream(prompt, request)
             self._check_status(response)
             lines = response.iter_lines()
             if response.headers.get("content-type", "").startswith("application/json"):
@@ -361,18 +328,15 @@ class ServerBackend:
                 timings.update(_cache_figures(event))
                 for index, choice in choices:
                     if index > 0:
-                        alternatives[index] = alternatives.get(index, "") + (choice.get("text") or "")
-                        continue
+                        continue  # one candidate is asked for
                     piece = choice.get("text") or ""
                     if piece and first_s is None:
                         first_s = time.perf_counter() - started
                     text += piece
-                    if isinstance(choice.get("fimls_text"), str):  # the whole text, as the engine made it
-                        text = choice["fimls_text"]
                     if choice.get("finish_reason"):
                         stop_reason = _STOP_REASONS.get(choice["finish_reason"], "length")
                         ended = True
-                if self.hangs_up_on_rules and rules is not None and rules.cut(text) is not None:
+                if rules is not None and rules.cut(text) is not None:
                     stop_reason = "rule"  # closing the stream makes the server stop generating
                     break
             if stop_reason is None and cancelled():
@@ -391,7 +355,7 @@ class ServerBackend:
             response_context.__exit__(None, None, None)
         total = time.perf_counter() - started
         timings.update(first_s=first_s if first_s is not None else total, total_s=total)
-        return Streamed(text, stop_reason or "length", timings, [alternatives[i] for i in sorted(alternatives)])
+        return Streamed(text, stop_reason or "length", timings)
 
 
 @dataclass
@@ -399,18 +363,14 @@ class Streamed:
     text: str
     stop_reason: str
     timings: dict  # cached (prompt tokens served from cache), first_s, total_s, and what else the server said
-    alternatives: list[str]
 
 
-# OpenAI's finish reasons, and fimls' own where a daemon of ours says more.
-_STOP_REASONS = {"stop": "eos", "length": "length", "eos": "eos", "rule": "rule", "cancelled": "cancelled"}
+_STOP_REASONS = {"stop": "eos", "length": "length"}  # OpenAI's finish reasons
 
 
 def _hang_up(response) -> None:
     """Close the connection under `response` from another thread: shutting the socket down wakes
     the read that waits for the next chunk (closing the response alone would wait for it)."""
-    import socket
-
     stream = response.extensions.get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
     if sock is not None:
@@ -443,13 +403,24 @@ def _cache_figures(event: dict) -> dict:
             figures["cached"] = int(timings["cache_n"])
         if "prompt_n" in timings:
             figures["prompt_n"] = int(timings["prompt_n"])
-        if "fimls_model_s" in timings:
-            figures["model_s"] = float(timings["fimls_model_s"])
-        if "fimls_daemon_s" in timings:
-            figures["daemon_s"] = float(timings["fimls_daemon_s"])
     usage = event.get("usage")
     if isinstance(usage, dict):
         details = usage.get("prompt_tokens_details") or {}
         if isinstance(details, dict) and details.get("cached_tokens") is not None:
             figures["cached"] = int(details["cached_tokens"])
     return figures
+
+
+def open_server_backend(model: str, options: ServerOptions, tuning: Tuning, *, offline: bool, trust_remote_code: bool) -> ServerBackend:
+    """The model's tokenizer loaded here (without its weights) and the server asked for its model;
+    a server that does not answer yet is no load error: `problem` says so, and the first
+    completion it serves clears it."""
+    if not options.url:
+        raise ModelUnavailable("backend is set to server, but serverUrl is empty; set it to the inference server's base URL.")
+    tokenizer, window = load_tokenizer_and_window(model, offline=offline, trust_remote_code=trust_remote_code)
+    backend = ServerBackend(tokenizer, options, name=model, window=window, layout=tuning.layout)
+    try:
+        backend.warm_up()
+    except ServerError as error:
+        backend.problem = str(error)
+    return backend

@@ -21,12 +21,18 @@ from pygls.workspace import TextDocument
 from urllib.parse import unquote
 
 from fimls import __version__
+from fimls.backends import open_backend
+from fimls.context.builder import ContextBuilder
+from fimls.context.folders import FolderSet
 from fimls.context.paths import display_path
+from fimls.context.workspace import WorkspaceIndex
+from fimls.contract import Backend, ModelUnavailable
 from fimls.lsp.document import LspWorkspace
-from fimls.lsp.inline import inline_items
+from fimls.lsp.inline import client_shape, inline_items
 from fimls.lsp.notebook import NotebookScript, notebook_script
 from fimls.lsp.protocol import FimlsProtocol
 from fimls.lsp.serving import CompletionService, Request
+from fimls.lsp.stats import Stats
 from fimls.settings import RELOAD_FIELDS, Settings, SettingsError, parse_settings
 
 log = logging.getLogger(__name__)
@@ -96,7 +102,9 @@ server.service.on_health = lambda problem: on_model_health(server, problem)
 def on_initialize(ls: FimlsServer, params: types.InitializeParams) -> None:
     # pygls has just created the workspace; no document is open yet, so swapping it loses nothing.
     ls.protocol._workspace = LspWorkspace.replacing(ls.workspace)
-    options = params.initialization_options
+    ls.item_shape = client_shape(params.client_info)
+    log.info("items shaped for %s (%s)", ls.item_shape.name, params.client_info.name if params.client_info else "no clientInfo")
+    options = layered_settings({}, params.initialization_options)
     ls.initialization_options = options if isinstance(options, dict) else {}
     try:
         ls.service.apply(parse_settings(options))
@@ -107,7 +115,12 @@ def on_initialize(ls: FimlsServer, params: types.InitializeParams) -> None:
     if not roots and ls.workspace.root_path:
         roots = [ls.workspace.root_path]
     ls.service.root = roots[0] if roots else None
-    if roots:
+    workspace = params.capabilities.workspace
+    if roots and workspace is not None and workspace.configuration:
+        # The index reads settings (maxFileBytes, excludeGlobs) that the client's answer to
+        # workspace/configuration may hold: it starts once that answer is in.
+        ls.unindexed_roots = roots
+    elif roots:
         use_folders(ls, roots)
 
 
@@ -120,10 +133,6 @@ def use_folders(ls: FimlsServer, roots: list[str], keep: tuple = ()) -> None:
     are scanned and watched in the background while completions go on. The first time, the index
     serves as it fills; later, the new one takes over once it is built, and documents open in the
     new folders join it."""
-    from fimls.context.builder import ContextBuilder
-    from fimls.context.folders import FolderSet
-    from fimls.context.workspace import WorkspaceIndex
-
     settings = ls.settings
     fresh = [WorkspaceIndex(root, max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs) for root in roots]
     folders = FolderSet(list(keep) + fresh)
@@ -185,35 +194,66 @@ def pulls_configuration(ls: FimlsServer) -> bool:
     return workspace is not None and bool(workspace.configuration)
 
 
+def layered_settings(below: dict, answer: object) -> object:
+    """`answer`'s values over `below` (docs/clients.md: defaults, then initializationOptions,
+    then workspace/configuration). A key the answer leaves out, or sets to null, keeps the value
+    below it, so a value the user removes reverts to it, and an answer of null or `{}` (Neovim's
+    when only `init_options` are set, lsp-mode's for a section nobody registered) changes nothing.
+    Anything but an object is returned as it is, for parse_settings to refuse."""
+    if answer is None:
+        return dict(below)
+    if not isinstance(answer, dict):
+        return answer
+    return {**below, **{key: value for key, value in answer.items() if value is not None}}
+
+
 async def pull_configuration(ls: FimlsServer, reload: bool = True) -> None:
-    """The settings, from `workspace/configuration` (section `fimls`, scoped to the workspace
-    folder) where the client answers it: its answer is the whole truth, a setting it leaves out
-    is the default, so a value the user removes reverts. A client that answers `null` or `{}`
-    for the section (it holds no fimls settings there: Neovim answers null when only
-    `init_options` are set, lsp-mode an empty object for a section nobody registered) keeps the
-    initialization options."""
+    """The settings, from `workspace/configuration` where the client answers it: section `fimls`
+    for the root, and for each other workspace folder scoped to that folder, each answer over the
+    initialization options (`layered_settings`). A folder's answer serves the documents in it,
+    except for the settings one window shares (serving.WINDOW_FIELDS), which are the root's."""
     if not pulls_configuration(ls):
         return
     root = ls.workspace.root_uri
+    folders = [uri for uri in ls.workspace.folders if uri != root and _folder_path(uri)]
+    ls.pulled_folders = set(ls.workspace.folders)
     try:
-        result = await ls.workspace_configuration_async(
-            types.ConfigurationParams(items=[types.ConfigurationItem(section="fimls", scope_uri=root)])
-        )
+        result = await ls.workspace_configuration_async(types.ConfigurationParams(items=[
+            types.ConfigurationItem(section="fimls", scope_uri=scope) for scope in [root, *folders]
+        ]))
     except Exception:
         log.warning("workspace/configuration failed", exc_info=True)
-        return
-    values = result[0] if result else None
-    holds_settings = isinstance(values, dict) and bool(values)
-    await apply_settings(ls, values if holds_settings else ls.initialization_options, reload=reload)
+        result = None
+    if result is not None:
+        answers = list(result) + [None] * (1 + len(folders) - len(result))
+        init = ls.initialization_options
+        await apply_settings(
+            ls, layered_settings(init, answers[0]), reload=reload,
+            folders={str(Path(_folder_path(uri)).resolve()): layered_settings(init, answer) for uri, answer in zip(folders, answers[1:])},
+        )
+    roots = getattr(ls, "unindexed_roots", None)
+    if roots:
+        ls.unindexed_roots = None
+        use_folders(ls, roots, tuple(ls.index.indexes) if ls.index is not None else ())
 
 
-async def apply_settings(ls: FimlsServer, raw: object, reload: bool = True) -> None:
-    """Validate and apply; invalid values are refused with a message and the previous ones stay."""
+async def apply_settings(ls: FimlsServer, raw: object, reload: bool = True, folders: dict[str, object] | None = None) -> None:
+    """Validate and apply; invalid values are refused with a message and the previous ones stay.
+    `folders` (a folder's root → its raw settings) replaces the folders' own settings: a folder
+    whose values are invalid is served with the root's."""
     try:
         new = parse_settings(raw)
     except SettingsError as error:
         ls.show(types.MessageType.Error, f"fimls: {error}; keeping the previous settings")
         return
+    if folders is not None:
+        own = {}
+        for root, folder_raw in folders.items():
+            try:
+                own[root] = parse_settings(folder_raw)
+            except SettingsError as error:
+                ls.show(types.MessageType.Error, f"fimls: {error} (folder {root}); its files use the workspace's settings")
+        ls.service.folder_settings = own
     old = ls.settings
     ls.service.apply(new)
     changed = {name for name in RELOAD_FIELDS if getattr(old, name) != getattr(new, name)}
@@ -255,16 +295,17 @@ async def on_did_change_configuration(ls: FimlsServer, params: types.DidChangeCo
         await pull_configuration(ls)  # the client's answer is the whole truth, whatever it pushed
         return
     pushed = params.settings.get("fimls") if isinstance(params.settings, dict) else None
-    # A client that cannot be asked pushes what changed (LSP: "the actual changed settings"),
-    # over its initialization options.
+    # A client that cannot be asked pushes its section (LSP: "the actual changed settings"), over
+    # its initialization options.
     if isinstance(pushed, dict):
-        await apply_settings(ls, {**ls.initialization_options, **pushed})
+        await apply_settings(ls, layered_settings(ls.initialization_options, pushed))
 
 
 async def load_model(ls: FimlsServer) -> None:
     settings = ls.settings
     ls.loaded_with = _reload_key(settings)
-    previous, ls.service.engine = ls.service.engine, None  # completions answer empty while the model (re)loads
+    previous = ls.service.backend
+    ls.service.use(None)  # completions answer empty while the model (re)loads
     token = None
     window = ls.client_capabilities.window
     if window is not None and window.work_done_progress:
@@ -279,26 +320,23 @@ async def load_model(ls: FimlsServer) -> None:
             token = None
     ls.publish_status("loading", settings.model)
     try:
-        engine = await ls.service.worker.call(lambda: _replace(previous, settings))
+        backend = await ls.service.worker.call(lambda: _replace(previous, settings))
     except Exception as error:
         log.error("model load failed: %s", error, exc_info=not _is_user_error(error))
         # Our own errors say what to do; a library's (damaged weights, say) needs the model named.
         state, done = "error", str(error) if _is_user_error(error) else f"could not load {settings.model}: {error}"
         ls.show(types.MessageType.Error, f"fimls: {error}")
     else:
-        ls.service.engine = engine
+        ls.service.use(backend)
         ls.service.failing = False
-        watch = getattr(engine, "watch", None)
-        if watch is not None:  # the shared daemon: its loss and its return show in the status
-            loop = asyncio.get_running_loop()
-            watch(lambda state, message: loop.call_soon_threadsafe(on_backend_state, ls, engine, state, message))
+        loop = asyncio.get_running_loop()
+        backend.watch(lambda state, message: loop.call_soon_threadsafe(on_backend_state, ls, backend, state, message))
         ls.service.cache.forget_all()
-        state, done = "ready", engine.describe()
-        problem = getattr(engine, "problem", None)
-        if problem:  # a server that does not answer yet: serving starts, and says why it fails
+        state, done = "ready", backend.describe()
+        if backend.problem:  # a server that does not answer yet: serving starts, and says why it fails
             ls.service.failing = True
-            state, done = "error", problem
-            ls.show(types.MessageType.Error, f"fimls: {problem}")
+            state, done = "error", backend.problem
+            ls.show(types.MessageType.Error, f"fimls: {backend.problem}")
         log.info("%s", done)
     # Progress ends before the status turns: a client that sees "ready" sees no loading bar.
     if token is not None:
@@ -306,9 +344,10 @@ async def load_model(ls: FimlsServer) -> None:
     ls.publish_status(state, done)
 
 
-def on_backend_state(ls: FimlsServer, engine, state: str, message: str) -> None:
-    """The daemon behind `engine` was lost (`error`) or holds the model again (`ready`)."""
-    if ls.service.engine is not engine:
+def on_backend_state(ls: FimlsServer, backend: Backend, state: str, message: str) -> None:
+    """The backend told of a change on its own (the daemon behind it was lost, or holds the model
+    again)."""
+    if ls.service.backend is not backend:
         return  # a backend since replaced
     was_failing, ls.service.failing = ls.service.failing, state == "error"
     ls.publish_status(state, message)
@@ -316,22 +355,16 @@ def on_backend_state(ls: FimlsServer, engine, state: str, message: str) -> None:
         ls.show(types.MessageType.Error, f"fimls: {message}")
 
 
-def _replace(previous, settings: Settings):
+def _replace(previous: Backend | None, settings: Settings) -> Backend:
     """In the model worker, after any generation still running: let go of the previous backend
-    (a server backend's connections), then load the new one."""
-    from fimls.completion import load_engine
-
-    close = getattr(previous, "close", None)
-    if close is not None:
-        close()
-    return load_engine(settings)
+    (its model, connections or daemon client), then open the new one."""
+    if previous is not None:
+        previous.close()
+    return open_backend(settings)
 
 
 def _is_user_error(error: Exception) -> bool:
-    from fimls.engine.fim import FimUnsupported
-    from fimls.engine.loading import ModelUnavailable
-
-    return isinstance(error, (ModelUnavailable, FimUnsupported))
+    return isinstance(error, ModelUnavailable)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -406,7 +439,9 @@ def open_document(ls: FimlsServer, uri: str) -> TextDocument | None:
 def _sync_index(ls: FimlsServer, uri: str) -> None:
     document = open_document(ls, uri)
     if ls.index is not None and document is not None and uri.startswith("file:"):
-        ls.index.open_document(document.path, document.source)
+        text = document.source
+        if isinstance(text, str):  # a client's malformed text never reaches the index
+            ls.index.open_document(document.path, text)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -417,6 +452,10 @@ async def on_inline_completion(
     document = open_document(ls, uri)
     if document is None:
         return []
+    if pulls_configuration(ls) and set(ls.workspace.folders) != getattr(ls, "pulled_folders", set()):
+        # Folders came or went since the settings were asked for: ask again for theirs.
+        ls.pulled_folders = set(ls.workspace.folders)
+        asyncio.ensure_future(pull_configuration(ls))
     request = Request(
         uri=uri,
         path=document.path,
@@ -439,10 +478,14 @@ async def on_inline_completion(
     except Exception:
         log.exception("completion failed for %s", uri)
         return []
-    items = []
+    items: list[types.InlineCompletionItem] = []
+    shape = getattr(ls, "item_shape", None) or client_shape(None)
     for text in texts:
         command = types.Command(title="fimls: completion accepted", command=ACCEPT_COMMAND, arguments=[next(ls.item_ids)])
-        items += inline_items(document, params.position, text, command)
+        for item in inline_items(document, params.position, text, command, shape):
+            # Candidates that differ only beyond what this client can be shown are offered once.
+            if all(item.insert_text != other.insert_text for other in items):
+                items.append(item)
     return items
 
 
@@ -472,8 +515,6 @@ def on_stats(ls: FimlsServer, params: Any) -> dict:
         "settings": ls.settings.model_dump(by_alias=True),
     }
     if getattr(params, "reset", None) is True or (isinstance(params, dict) and params.get("reset") is True):
-        from fimls.lsp.stats import Stats
-
         ls.service.stats = Stats()
     return report
 

@@ -9,7 +9,7 @@ from lsprotocol import types
 from pygls.workspace import PositionCodec
 
 from fimls.lsp.document import LspTextDocument
-from fimls.lsp.inline import inline_items
+from fimls.lsp.inline import SHAPES, inline_items
 
 # Emoji (surrogate pairs), CJK, combining marks, every LSP line break, and characters that
 # str.splitlines wrongly treats as line breaks.
@@ -93,18 +93,21 @@ def test_incremental_edits_keep_the_server_text_equal_to_the_editors(initial, ed
 
 @settings(max_examples=300, deadline=None)
 @given(text=texts, cursor=positions())
-def test_completion_range_is_the_cursors_whole_line_in_utf16(text, cursor):
+def test_completion_item_is_an_insertion_at_the_cursor_in_utf16(text, cursor):
     document = LspTextDocument("file:///w/a.py", text, position_codec=PositionCodec())
     model = Utf16Model(text)
-    [item] = inline_items(document, types.Position(*cursor), "XY")
     at = model.position(*cursor)
-    start, end = model.line_spans()[at.line]
-    assert item.range.start == types.Position(line=at.line, character=0)
-    assert item.range.end == types.Position(line=at.line, character=end - start)
-    # The item's text is the editor's line with the completion at the cursor.
-    before, after = Utf16Model(""), Utf16Model("")
-    before.units, after.units = model.units[start : start + at.character], model.units[start + at.character : end]
-    assert item.insert_text == before.decode() + "XY" + after.decode()
+    start, _ = model.line_spans()[at.line]
+    here = types.Position(line=at.line, character=at.character)
+    # An unknown client: an empty range at the cursor (clamped to its line), the completion alone.
+    [item] = inline_items(document, types.Position(*cursor), "XY")
+    assert (item.range.start, item.range.end, item.insert_text) == (here, here, "XY")
+    # VS Code: from the line's start to the cursor, the line up to the cursor and the completion.
+    [item] = inline_items(document, types.Position(*cursor), "XY", shape=SHAPES["vscode"])
+    before = Utf16Model("")
+    before.units = model.units[start : start + at.character]
+    assert (item.range.start, item.range.end) == (types.Position(line=at.line, character=0), here)
+    assert item.insert_text == before.decode() + "XY"
 
 
 def test_lines_break_only_where_lsp_says():

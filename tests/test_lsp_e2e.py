@@ -191,10 +191,9 @@ def test_inline_completion_matches_fimls_complete_with_utf16_range(client: LspCl
 
     assert 1 <= len(result) <= 3  # invoked: the candidates, the greedy one first
     item = result[0]
-    # The whole line: what is before the cursor, the completion, and the rest of the line.
-    assert item["insertText"] == line_text[:cursor_chars] + expected + line_text[cursor_chars:]
-    line_utf16 = len(line_text.encode("utf-16-le")) // 2
-    assert item["range"] == {"start": _position(CURSOR_LINE, 0), "end": _position(CURSOR_LINE, line_utf16)}
+    # No clientInfo: an insertion at the cursor, in UTF-16 units (docs/clients.md).
+    assert item["insertText"] == expected
+    assert item["range"] == {"start": _position(CURSOR_LINE, cursor_utf16), "end": _position(CURSOR_LINE, cursor_utf16)}
 
 
 def test_a_model_that_cannot_load_reports_an_error_and_completions_stay_empty(broken_client: LspClient, workspace):

@@ -97,9 +97,9 @@ def test_a_cell_sees_the_notebook_around_it_through_cell_changes(tmp_path, test_
         expected = _expected(compare, script, cursor)
         assert expected, "the test model completes this notebook; the comparison would prove nothing"
         [item] = complete()
-        assert item["insertText"] == lines[-1] + expected
-        # In the cell's own coordinates: its last line, from column 0 to the line's end.
-        assert item["range"] == {"start": {"line": len(lines) - 1, "character": 0}, "end": position}
+        assert item["insertText"] == expected
+        # In the cell's own coordinates: an insertion at the cursor, the end of its last line.
+        assert item["range"] == {"start": position, "end": position}
 
         # A cell edited while a request is in flight: the request is answered, the edit is kept.
         pending = client.request("textDocument/inlineCompletion", request)
@@ -129,6 +129,6 @@ def test_a_cell_sees_the_notebook_around_it_through_cell_changes(tmp_path, test_
         expected = _expected(compare, script, len(script))
         assert expected
         [item] = complete()
-        assert item["insertText"] == lines[-1] + expected
+        assert item["insertText"] == expected
     finally:
         client.close()

@@ -93,3 +93,60 @@ def test_folders_added_and_removed_while_the_server_runs(tmp_path, test_model_di
         assert wait_for(lambda: _workspace(client) == {uri["one"]: 2, uri["three"]: 5}, timeout=30), _workspace(client)
     finally:
         client.close()
+
+
+def test_each_folder_of_a_multi_root_workspace_serves_its_documents_with_its_own_settings(tmp_path, test_model_dir):
+    from fixed_completion_server import FixedCompletionServer
+
+    fixed = FixedCompletionServer("total")
+    folders = {name: tmp_path / name for name in ("api", "lib", "extra")}
+    for folder in folders.values():
+        folder.mkdir()
+    uri = {name: folder.as_uri() for name, folder in folders.items()}
+    window = {"model": str(test_model_dir), "device": "cpu", "backend": "server", "serverUrl": fixed.url}
+    # Each folder's own answer; `lib` also names another model and cache size, which one window
+    # shares: the root's stay.
+    answers = {
+        uri["api"]: {**window, "enabledLanguages": ["python"]},
+        uri["lib"]: {"enabledLanguages": ["go"], "model": "someone/else", "cacheSize": 3},
+        uri["extra"]: {"enabledLanguages": ["rust"]},
+    }
+    asked = []
+
+    def answer(params):
+        asked.append(params["items"])
+        return [answers.get(item.get("scopeUri")) for item in params["items"]]
+
+    client = LspClient(cwd=str(tmp_path))
+    client.answer_configuration = answer
+    try:
+        client.call("initialize", {
+            "processId": None, "rootUri": uri["api"],
+            "capabilities": {"workspace": {"workspaceFolders": True, "configuration": True}},
+            "workspaceFolders": [{"uri": uri["api"], "name": "api"}, {"uri": uri["lib"], "name": "lib"}],
+            "initializationOptions": {**window, "debounceMinMs": 0, "debounceMaxMs": 0, "cacheSize": 0},
+        })
+        client.notify("initialized", {})
+        assert client.wait_for_notification("fimls/status", lambda p: p["state"] in ("ready", "error"))["state"] == "ready"
+        assert asked[0] == [{"section": "fimls", "scopeUri": uri["api"]}, {"section": "fimls", "scopeUri": uri["lib"]}]
+
+        def served(folder: str, language: str, suffix: str) -> bool:
+            document = (folders[folder] / f"main{suffix}").as_uri()
+            client.notify("textDocument/didOpen", {"textDocument": {"uri": document, "languageId": language, "version": 1, "text": "x = \n"}})
+            answer = client.call("textDocument/inlineCompletion", {
+                "textDocument": {"uri": document}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 2},
+            })
+            return bool(answer["result"])
+
+        assert served("api", "python", ".py") and not served("api", "go", ".go")
+        assert served("lib", "go", ".go") and not served("lib", "python", ".py")
+        settings = client.call("fimls/stats")["result"]["settings"]
+        assert (settings["model"], settings["cacheSize"], settings["enabledLanguages"]) == (str(test_model_dir), 0, ["python"])
+
+        # A folder added later is asked for its settings too.
+        client.notify("workspace/didChangeWorkspaceFolders", {"event": {"added": [{"uri": uri["extra"], "name": "extra"}], "removed": []}})
+        assert wait_for(lambda: not served("extra", "python", ".py") and served("extra", "rust", ".rs"), timeout=30)
+        assert {"section": "fimls", "scopeUri": uri["extra"]} in asked[-1]
+    finally:
+        client.close()
+        fixed.close()

@@ -1,8 +1,11 @@
 -- Driven by tests/test_nvim.py: a real headless Neovim with the fimls plugin and the test model.
--- A user's own Insert-mode <Tab> mapping exists before the plugin loads. Opens FIMLS_FILE; on line
+-- A user's own Insert-mode <Tab> mapping exists before the plugin loads: a remappable expression
+-- mapping whose keys are <Tab> itself, as completion set-ups write it. Opens FIMLS_FILE; on line
 -- FIMLS_LINE presses <Tab> with nothing shown (the user's mapping must run, in typing order); then
 -- writes `print()` there and types FIMLS_TYPED inside the parentheses, waits for the ghost text,
--- records it, accepts it with <Tab>, and writes what it saw to FIMLS_OUT.
+-- records it and the screen, deletes a character and presses <Tab> at once (the ghost drawn no
+-- longer fits: the user's mapping must run), types the character again, accepts the ghost in
+-- parts and whole, and writes what it saw to FIMLS_OUT.
 local env = vim.env
 local out = {}
 local buf, line, ns
@@ -44,6 +47,19 @@ local function keys(text)
   vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(text, true, false, true), 't', false)
 end
 
+-- The screen rows from buffer line `first` on, as drawn (trailing blanks dropped).
+local function screen(first, count)
+  vim.cmd('redraw')
+  local top = vim.fn.screenpos(0, first, 1).row
+  local rows = {}
+  for row = top, top + count - 1 do
+    local cells = {}
+    for col = 1, vim.o.columns do table.insert(cells, vim.fn.screenstring(row, col)) end
+    table.insert(rows, (table.concat(cells):gsub('%s+$', '')))
+  end
+  return rows
+end
+
 -- A shell script outside any project: fimls attaches (every filetype), with the working
 -- directory as its workspace, and Neovim's `sh` goes to the server as `shellscript`.
 local function open_outside()
@@ -59,43 +75,27 @@ local function open_outside()
   finish()
 end
 
-local function shown_text()
-  local mark = marks()[1]
-  local ghost = {}
-  for _, chunk in ipairs(mark[4].virt_text or {}) do table.insert(ghost, chunk[1]) end
-  local rest = {}
-  for _, virt_line in ipairs(mark[4].virt_lines or {}) do
-    local text = {}
-    for _, chunk in ipairs(virt_line) do table.insert(text, chunk[1]) end
-    table.insert(rest, table.concat(text))
-  end
-  return table.concat(ghost) .. (#rest > 0 and ('\n' .. table.concat(rest, '\n')) or ''), mark[4].virt_text_pos
-end
-
--- Accept the next word, then (the rest reappears from the server's cache) the rest of the line,
--- then everything left.
+-- Accept the next word, then the rest of the line, then everything left.
 local function accept_shown()
-  out.ghost, out.ghost_position = shown_text()
+  out.ghost = require('fimls.accept').shown(buf)
   out.mode_with_ghost = vim.fn.mode()
-  -- Wait for the answer to the last keystroke: shown at the cursor (an older one is drawn where
-  -- the cursor was).
-  local function changed_from(lines)
+  -- Wait for the part to go in and what is left of the ghost to be drawn and offered at the cursor.
+  local function changed_from(lines, left)
     return function()
-      local cursor = vim.api.nvim_win_get_cursor(0)
-      local mark = marks()[1]
-      return mark ~= nil and mark[2] == cursor[1] - 1 and mark[3] == cursor[2]
-        and not vim.deep_equal(lines, vim.api.nvim_buf_get_lines(buf, 0, -1, false))
+      local changed = not vim.deep_equal(lines, vim.api.nvim_buf_get_lines(buf, 0, -1, false))
+      return changed and (not left or (#marks() > 0 and require('fimls.accept').shown(buf) ~= nil))
     end
   end
   local start = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  local multi_line = out.ghost:find('\n', 1, true) ~= nil
   keys('<M-Right>')
-  poll(30000, changed_from(start), function()
+  poll(30000, changed_from(start, true), function()
     out.line_after_word = line_text()
     local after_word = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
     keys('<M-C-Right>')
-    poll(30000, changed_from(after_word), function()
+    poll(30000, changed_from(after_word, multi_line), function()
       out.line_after_line = line_text()
-      if out.ghost:find('\n', 1, true) then
+      if multi_line then
         accept_rest()
       else
         -- A one-line ghost is all accepted now; <Tab> would take whatever is suggested next.
@@ -118,9 +118,38 @@ accept_rest = function()
   end)
 end
 
+-- Delete the last character typed and press <Tab> in the same breath: the ghost drawn was asked for
+-- before, and no longer fits. Then type the character again and wait for the ghost.
+local function tab_on_a_stale_ghost()
+  out.screen_with_ghost = screen(line, 1 + select(2, out.ghost:gsub('\n', '')))
+  local typed = env.FIMLS_TYPED
+  keys('<BS><Tab>')
+  poll(10000, function() return line_text():find('\t', 1, true) ~= nil end, function()
+    out.line_after_stale_tab = line_text()
+    out.user_tab_calls_after_stale_tab = vim.g.user_tab_calls
+    keys('<BS>' .. typed:sub(-1))
+    poll(60000, function()
+      local cursor = vim.api.nvim_win_get_cursor(0)
+      return line_text() == '    print(' .. typed .. ')' and require('fimls.accept').shown(buf) ~= nil
+        and cursor[2] == #('    print(' .. typed)
+    end, accept_shown)
+  end)
+end
+
 local function main()
-  -- The user's mapping, set before fimls loads (an expression mapping, as completion plugins use).
-  vim.keymap.set('i', '<Tab>', function() return '[tab]' end, { expr = true, desc = 'user tab' })
+  -- The user's mapping, set before fimls loads: remappable, and its keys are <Tab> itself when no
+  -- menu shows, as completion set-ups write it.
+  vim.cmd([[
+    let g:user_tab_calls = 0
+    function! UserTab() abort
+      let g:user_tab_calls += 1
+      return pumvisible() ? "\<C-n>" : "\<Tab>"
+    endfunction
+    imap <expr> <Tab> UserTab()
+  ]])
+  if env.FIMLS_INCOMPLETE_BUILTIN == '1' then
+    vim.lsp.inline_completion = {} -- a built-in without what the plugin relies on
+  end
   vim.opt.rtp:prepend(env.FIMLS_PLUGIN)
   local statuses = {}
   vim.lsp.handlers['fimls/status'] = function(_, params) table.insert(statuses, params.state) end
@@ -143,12 +172,13 @@ local function main()
   buf = vim.api.nvim_get_current_buf()
   line = tonumber(env.FIMLS_LINE)
   -- 0.12+ shows the ghost text with the built-in inline completion, older ones with the plugin's.
-  ns = vim.lsp.inline_completion and vim.api.nvim_create_namespace('nvim.lsp.inline_completion') or require('fimls.inline').ns
+  local uses_builtin = require('fimls.accept').uses_builtin
+  ns = uses_builtin and vim.api.nvim_create_namespace('nvim.lsp.inline_completion') or require('fimls.inline').ns
 
   local ready = vim.wait(120000, function() return statuses[#statuses] == 'ready' or statuses[#statuses] == 'error' end, 50)
   out.statuses = statuses
   out.version = tostring(vim.version())
-  out.fallback = vim.lsp.inline_completion == nil
+  out.fallback = not uses_builtin
   out.started_by = vim.lsp.enable and 'vim.lsp.enable' or 'vim.lsp.start'
   local client = vim.lsp.get_clients({ bufnr = buf, name = 'fimls' })[1]
   out.root_dir = client and client.root_dir
@@ -158,17 +188,21 @@ local function main()
 
   out.tab_mapping_is_buffer_local = vim.fn.maparg('<Tab>', 'i', false, true).buffer == 1
   local other = vim.api.nvim_create_buf(true, false)
-  out.other_buffer_tab_desc = vim.api.nvim_buf_call(other, function() return vim.fn.maparg('<Tab>', 'i', false, true).desc end)
+  out.other_buffer_tab_rhs = vim.api.nvim_buf_call(other, function() return vim.fn.maparg('<Tab>', 'i', false, true).rhs end)
 
   -- Nothing shown yet: <Tab> is the user's mapping, and the key typed after it comes after it.
   vim.api.nvim_win_set_cursor(0, { line, 0 })
   keys('A<Tab>z<Esc>')
   poll(10000, function() return line_text() ~= '    ' and vim.fn.mode() == 'n' end, function()
     out.line_after_plain_tab = line_text()
+    out.user_tab_calls = vim.g.user_tab_calls
     vim.api.nvim_buf_set_lines(buf, line - 1, line, false, { '    print()' })
     vim.api.nvim_win_set_cursor(0, { line, #'    print(' })
     keys('i' .. env.FIMLS_TYPED)
-    poll(60000, function() return #marks() > 0 end, accept_shown)
+    poll(60000, function() return #marks() > 0 and require('fimls.accept').shown(buf) ~= nil end, function()
+      out.ghost = require('fimls.accept').shown(buf)
+      tab_on_a_stale_ghost()
+    end)
   end)
 end
 

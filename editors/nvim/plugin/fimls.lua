@@ -19,9 +19,9 @@ else
   require('fimls.start').setup(options.lsp)
 end
 
-if vim.lsp.inline_completion == nil then
-  require('fimls.inline').setup(options)
-end
+-- Neovim's built-in inline completion (0.12+) where it has what the plugin relies on, else the
+-- plugin's own.
+local uses_builtin = require('fimls.accept').setup(options)
 local accept = require('fimls.accept').accept
 
 local keys = require('fimls.keys')
@@ -31,7 +31,7 @@ vim.api.nvim_create_autocmd('LspAttach', {
   callback = function(args)
     local client = vim.lsp.get_client_by_id(args.data.client_id)
     if client and client.name == 'fimls' then
-      if vim.lsp.inline_completion ~= nil then
+      if uses_builtin then
         vim.lsp.inline_completion.enable(true, { bufnr = args.buf })
       end
       keys.attach(args.buf, accept_key, function(buf) return accept(buf) end)

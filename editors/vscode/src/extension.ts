@@ -58,13 +58,15 @@ async function startClient(): Promise<void> {
   const clientOptions: LanguageClientOptions = {
     documentSelector: [...DOCUMENT_SELECTOR],
     outputChannel: output,
-    initializationOptions: userSettings(),
+    // No initializationOptions: the server asks for the settings (workspace/configuration, per
+    // folder) before it indexes or loads anything, and a copy here would sit under every answer,
+    // so that a setting the user removes would fall back to its value at start, not the default.
     middleware: {
       // Toggling off keeps the server (and its warm model) running; it only stops asking.
       provideInlineCompletionItems: (document, position, context, token, next) =>
         enabled(document.uri) ? next(document, position, context, token) : undefined,
       workspace: {
-        // The server takes this answer as the whole truth: a setting the user removes reverts.
+        // Only what the user set, per folder: a setting the user removes reverts to the default.
         configuration: (params, token, next) =>
           params.items.every((item) => item.section === "fimls")
             ? params.items.map((item) => userSettings(item.scopeUri))

@@ -1,11 +1,8 @@
--- Accepting the ghost text: all of it, the next word, or the rest of its first line.
---
--- On Neovim 0.12+ through the built-in's `get()`, with the item re-based on the line as it is
--- now: the built-in keeps showing an item from before the last keystroke for up to 200 ms (so the
--- text does not flicker), with the range it had then, and applying that range to the changed line
--- would garble it. On 0.10/0.11 through the plugin's own ghost text. A partial accept types its
--- part in; the buffer change asks fimls again, and its typing-as-suggested cache answers with the
--- rest at once, so the remainder stays shown.
+-- Accepting the ghost text: all of it, the next word, or the rest of its first line. Through
+-- fimls.builtin where Neovim's built-in inline completion (0.12+) draws the items and has what the
+-- plugin relies on, else through the plugin's own (fimls.inline). Either way the text goes in at
+-- the cursor at once and the cursor right after it, and a key with nothing to accept returns
+-- false at once, so that it can do what it did before fimls.
 local M = {}
 
 --- The next word of `ghost`: white space, then a run of word characters or of other characters
@@ -36,65 +33,41 @@ local function part_of(ghost, unit)
   return ghost
 end
 
-local function place_cursor_after(row, col, piece)
-  local lines = vim.split(piece, '\n', { plain = true })
-  local last = #lines == 1 and col + #lines[1] or #lines[#lines]
-  vim.api.nvim_win_set_cursor(0, { row + #lines - 1, last })
+M.uses_builtin = false
+
+--- Decide once, when the plugin loads, which inline completion shows fimls' items.
+function M.setup(options)
+  M.uses_builtin = require('fimls.builtin').available()
+  if M.uses_builtin then
+    require('fimls.builtin').setup()
+  else
+    require('fimls.inline').setup(options)
+  end
+  return M.uses_builtin
 end
 
--- Neovim 0.12+: the built-in's item, cut to `unit` and fitted to the cursor's line as it is now.
-local function builtin_accept(buf, unit)
-  return vim.lsp.inline_completion.get({
-    bufnr = buf,
-    on_accept = function(item)
-      local row, col = unpack(vim.api.nvim_win_get_cursor(0))
-      local line = vim.api.nvim_buf_get_lines(buf, row - 1, row, false)[1] or ''
-      local before, after = line:sub(1, col), line:sub(col + 1)
-      local text = item.insert_text
-      -- fimls' items are the cursor's whole line with the completion in it.
-      if type(text) ~= 'string' or #text < #before + #after or text:sub(1, #before) ~= before
-        or text:sub(#text - #after + 1) ~= after then
-        return nil -- it does not fit this line any more
-      end
-      local piece = part_of(text:sub(#before + 1, #text - #after), unit)
-      if piece == '' then
-        return nil
-      end
-      item.insert_text = before .. piece .. after
-      item.range = vim.range.extmark(buf, row - 1, 0, row - 1, #line)
-      if unit then
-        item.command = nil -- a part is not an acceptance
-      end
-      vim.schedule(function() place_cursor_after(row, col, piece) end) -- right after the part, not the line's end
-      return item
-    end,
-  })
+local function source()
+  return require(M.uses_builtin and 'fimls.builtin' or 'fimls.inline')
 end
 
--- Neovim 0.10/0.11: the plugin's own ghost text.
-local function fallback_accept(buf, unit)
-  local inline = require('fimls.inline')
-  if not unit then
-    return inline.accept(buf)
-  end
-  local ghost = inline.ghost(buf)
-  local piece = ghost and part_of(ghost, unit) or ''
-  if piece == '' then
-    return false
-  end
-  local row, col = unpack(vim.api.nvim_win_get_cursor(0))
-  vim.api.nvim_buf_set_text(buf, row - 1, col, row - 1, col, vim.split(piece, '\n', { plain = true }))
-  place_cursor_after(row, col, piece)
-  return true
+--- The ghost text shown at the cursor in `buf`, or nil.
+function M.shown(buf)
+  return source().ghost(buf)
 end
 
 --- Accept all of the shown completion (`unit` nil), its next 'word' or the rest of its 'line';
---- false when nothing is shown.
+--- false when nothing is shown where the cursor is.
 function M.accept(buf, unit)
-  if vim.lsp.inline_completion ~= nil then
-    return builtin_accept(buf, unit)
+  local shown = source()
+  local ghost = shown.ghost(buf)
+  if not ghost then
+    return false
   end
-  return fallback_accept(buf, unit)
+  local piece = part_of(ghost, unit)
+  if piece == '' then
+    return false
+  end
+  return shown.accept(buf, piece)
 end
 
 return M

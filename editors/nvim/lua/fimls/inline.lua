@@ -1,7 +1,8 @@
--- Inline completion for Neovim 0.10 and 0.11, which have no vim.lsp.inline_completion: request
--- textDocument/inlineCompletion while typing in Insert mode, show the item as ghost text with an
--- extmark, accept it with a key (running the item's command, which counts the acceptance), and
--- dismiss it when the cursor moves away or Insert mode ends.
+-- The plugin's own inline completion, for Neovim 0.10 and 0.11 (which have none) and for a build
+-- whose built-in lacks what fimls.builtin needs: request textDocument/inlineCompletion while
+-- typing in Insert mode, draw the item as ghost text with extmarks, accept it (all of it or a
+-- part) with a key, running the item's command (which counts the acceptance), and dismiss it when
+-- the cursor moves away or Insert mode ends.
 local M = {
   ns = vim.api.nvim_create_namespace('fimls_inline'),
   config = { accept_key = '<Tab>', highlight = 'Comment' },
@@ -45,33 +46,46 @@ function M.clear(buf)
   state[buf] = nil
 end
 
--- The text to insert at the cursor (byte column `col`): the item replaces its range with
--- insertText, which keeps the range's text before the cursor and, after the completion, the
--- range's text after it (fimls' items span the whole line).
+-- The text to insert at the cursor (byte column `col`), or nil when the item does not fit the
+-- line: the item replaces its range with insertText, so the range's text before the cursor must
+-- begin insertText and its text after the cursor end it (fimls' items for Neovim have an empty
+-- range at the cursor; other shapes read the same way).
 local function ghost_of(buf, item, encoding, col)
   local range = item.range
-  if range == nil then
-    return item.insertText
+  local text = type(item.insertText) == 'table' and item.insertText.value or item.insertText
+  if range == nil or type(text) ~= 'string' then
+    return text
   end
   local line = vim.api.nvim_buf_get_lines(buf, range.start.line, range.start.line + 1, false)[1] or ''
   local from = byte_index(line, encoding, range.start.character)
   local to = math.max(col, byte_index(line, encoding, range['end'].character))
   local before, after = line:sub(from + 1, col), line:sub(col + 1, to)
-  local text = item.insertText
   if #text < #before + #after or text:sub(1, #before) ~= before or text:sub(#text - #after + 1) ~= after then
     return nil
   end
   return text:sub(#before + 1, #text - #after)
 end
 
+-- Draw `s.ghost` at the cursor. Its first line goes in at the cursor; the lines after it below.
+-- With text after the cursor, a ghost of several lines is drawn as the buffer will read once it
+-- is accepted: its first line over that text (padded to hide all of it) and that text after its
+-- last line, where accepting puts it.
 local function show(buf, s)
+  vim.api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
   local lines = vim.split(s.ghost, '\n', { plain = true })
   local row, col = s.cursor[1] - 1, s.cursor[2]
+  local rest = (vim.api.nvim_buf_get_lines(buf, row, row + 1, false)[1] or ''):sub(col + 1)
   local opts = { virt_text = { { lines[1], M.config.highlight } }, virt_text_pos = 'inline' }
   if #lines > 1 then
     opts.virt_lines = {}
     for i = 2, #lines do
       table.insert(opts.virt_lines, { { lines[i], M.config.highlight } })
+    end
+    if rest ~= '' then
+      local pad = vim.fn.strdisplaywidth(rest) - vim.fn.strdisplaywidth(lines[1])
+      opts.virt_text = { { lines[1], M.config.highlight }, { string.rep(' ', math.max(pad, 0)), M.config.highlight } }
+      opts.virt_text_pos = 'overlay'
+      table.insert(opts.virt_lines[#opts.virt_lines], { rest, 'Normal' })
     end
   end
   vim.api.nvim_buf_set_extmark(buf, M.ns, row, col, opts)
@@ -107,32 +121,47 @@ function M.request(buf)
   s.request_id = ok and id or nil
 end
 
---- The ghost text shown in `buf`, or nil.
+--- The ghost text shown in `buf` at its cursor, or nil.
 function M.ghost(buf)
-  local s = state[buf or vim.api.nvim_get_current_buf()]
-  return s and s.ghost
-end
-
-function M.visible(buf)
-  local s = state[buf or vim.api.nvim_get_current_buf()]
-  return s ~= nil and s.ghost ~= nil
-end
-
-function M.accept(buf)
   buf = buf or vim.api.nvim_get_current_buf()
   local s = state[buf]
-  if not (s and s.item) then
+  if not (s and s.ghost) or vim.b[buf].changedtick ~= s.tick then
+    return nil
+  end
+  local cursor = vim.api.nvim_win_get_cursor(0)
+  if cursor[1] ~= s.cursor[1] or cursor[2] ~= s.cursor[2] then
+    return nil
+  end
+  return s.ghost
+end
+
+--- Insert `piece`, the start of the ghost shown in `buf` (all of it by default): the cursor goes
+--- right after it, and what is left of the ghost stays shown (from here, not from the server:
+--- it may answer nothing there). False when nothing is shown.
+function M.accept(buf, piece)
+  buf = buf or vim.api.nvim_get_current_buf()
+  local ghost = M.ghost(buf)
+  if not ghost then
     return false
   end
-  local item, client = s.item, s.client
-  M.clear(buf)
+  local s = state[buf]
+  piece = piece or ghost
   local row, col = s.cursor[1] - 1, s.cursor[2]
-  local lines = vim.split(s.ghost, '\n', { plain = true })
+  local lines = vim.split(piece, '\n', { plain = true })
   vim.api.nvim_buf_set_text(buf, row, col, row, col, lines)
   local last = #lines == 1 and col + #lines[1] or #lines[#lines]
   vim.api.nvim_win_set_cursor(0, { row + #lines, last })
-  if item.command then
-    client_call(client, 'request', 'workspace/executeCommand', { command = item.command.command, arguments = item.command.arguments }, function() end, buf)
+  local left = ghost:sub(#piece + 1)
+  if left == '' then
+    M.clear(buf)
+    if s.item.command then
+      client_call(s.client, 'request', 'workspace/executeCommand', { command = s.item.command.command, arguments = s.item.command.arguments }, function() end, buf)
+    end
+  else
+    -- The change just made is this ghost's: TextChangedI finds the tick it expects and asks
+    -- nothing, CursorMovedI finds the cursor where it expects it.
+    s.ghost, s.tick, s.cursor = left, vim.b[buf].changedtick, vim.api.nvim_win_get_cursor(0)
+    show(buf, s)
   end
   return true
 end
@@ -142,7 +171,13 @@ function M.setup(opts)
   local group = vim.api.nvim_create_augroup('fimls_inline', { clear = true })
   vim.api.nvim_create_autocmd('TextChangedI', {
     group = group,
-    callback = function(args) M.request(args.buf) end,
+    callback = function(args)
+      local s = state[args.buf]
+      if s and s.ghost and vim.b[args.buf].changedtick == s.tick then
+        return -- a part accepted: the rest is shown already
+      end
+      M.request(args.buf)
+    end,
   })
   vim.api.nvim_create_autocmd('CursorMovedI', {
     group = group,
@@ -160,7 +195,7 @@ function M.setup(opts)
     group = group,
     callback = function(args) M.clear(args.buf) end,
   })
-  -- The accept key is mapped per buffer by fimls.keys when fimls attaches.
+  -- The accept keys are mapped per buffer by fimls.keys when fimls attaches.
 end
 
 return M

@@ -39,8 +39,21 @@ function M.fallback(buf, key)
     return
   end
   local keys = keys_of(previous)
-  if keys and keys ~= '' then
-    vim.api.nvim_feedkeys(keys, previous.noremap == 1 and 'ni' or 'mi', false)
+  if not keys or keys == '' then
+    return
+  end
+  local lhs = termcodes(key)
+  if previous.noremap == 1 then
+    vim.api.nvim_feedkeys(keys, 'ni', false)
+  elseif keys:sub(1, #lhs) == lhs then
+    -- A remappable mapping whose keys begin with its own key (`pumvisible() ? "\<C-n>" :
+    -- "\<Tab>"`): Vim does not map that key again (:help recursive_mapping), and here it would
+    -- be fimls' mapping, again and again. It goes in as it is, the rest after it remappable
+    -- (each 'i' feed goes before the one fed earlier).
+    vim.api.nvim_feedkeys(keys:sub(#lhs + 1), 'mi', false)
+    vim.api.nvim_feedkeys(lhs, 'ni', false)
+  else
+    vim.api.nvim_feedkeys(keys, 'mi', false)
   end
 end
 

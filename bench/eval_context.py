@@ -17,6 +17,13 @@ Python gold answers from jedi instead, including names reached through attribute
 (`inferred` cases), and `run` then reports recall per kind; `--resolver typescript` and `--resolver
 gopls` do the same for TypeScript/JavaScript and Go with those languages' own analysers
 (bench/analyser_cases.py).
+
+`make-cases --from-git REPO --checkouts DIR` makes recent-edit cases from a repository's history
+(bench/git_cases.py): each replays a commit's other hunks as unsaved edits and asks for the hunk
+that introduced the name the cursor's line is about to use. `run` on those cases (no `--repo`:
+each case names its own checkout) replays the edits through the index's `open_document`, as the
+server does on didChange, and scores a gold span as found when all its lines are inside one packed
+snippet. The ranker `fused-without-recent` is `fused` with the `recent` source left out.
 """
 
 from __future__ import annotations
@@ -28,9 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fimls.lsp.stats import percentile
-
 OTHER_OPEN_FILES = 2
+WITHOUT = "-without-"  # `fused-without-recent`: fused with a source left out
 
 
 def _index(repo: Path):
@@ -144,6 +150,7 @@ def _in_import(text: str, offset: int) -> bool:
 
 def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: list[str]) -> dict[str, Any]:
     from fimls.context.window import window_lines, window_parts
+    from fimls.lsp.stats import percentile
     from fimls.settings import Settings
     from fimls.testmodel import token_counter
 
@@ -206,20 +213,169 @@ def run(repo: Path, cases: list[dict[str, Any]], budgets: list[int], rankers: li
     return {"bench": "eval-context", "repo": str(repo), "files": len(index.files), "results": results}
 
 
+def offset_of(text: str, line: int, character: int) -> int:
+    """The offset of an LSP position (0-based line, UTF-16 code units) in `text`."""
+    start = 0
+    for _ in range(line):
+        start = text.index("\n", start) + 1
+    end = text.find("\n", start)
+    units = 0
+    for i, char in enumerate(text[start : end if end >= 0 else len(text)]):
+        if units >= character:
+            return start + i
+        units += 2 if ord(char) > 0xFFFF else 1
+    return end if end >= 0 else len(text)
+
+
+def _edit_workspace(root: str, settings):
+    """The workspace as the server builds it (lsp/server.py's use_folders): a folder set over the
+    root's index, and a context builder subscribed to it."""
+    from fimls.context.builder import ContextBuilder
+    from fimls.context.folders import FolderSet
+    from fimls.context.workspace import WorkspaceIndex
+
+    folders = FolderSet([WorkspaceIndex(root, max_file_bytes=settings.max_file_bytes, exclude_globs=settings.exclude_globs)])
+    builder = ContextBuilder(folders)
+    folders.scan()
+    builder.index_all()
+    return folders, builder
+
+
+def run_edit_cases(cases: list[dict[str, Any]], budgets: list[int], rankers: list[str], repo: Path | None = None) -> dict[str, Any]:
+    """Recent-edit cases (bench/git_cases.py): each case's edits are replayed as open documents
+    of its `root` (or of `repo`), the context built for its cursor, and the edits undone."""
+    from fimls.context.builder import pack
+    from fimls.context.window import window_lines, window_parts
+    from fimls.lsp.stats import percentile
+    from fimls.settings import Settings
+    from fimls.testmodel import token_counter
+
+    count_tokens = token_counter()
+    settings = Settings()
+    tallies = {(r, b): {"found": 0, "reciprocal": 0.0, "noise": 0, "tokens": 0, "timings": [], "kinds": {}} for r in rankers for b in budgets}
+    roots: dict[str, list[dict]] = {}
+    for case in cases:
+        roots.setdefault(str(repo) if repo is not None else case["root"], []).append(case)
+    files = 0
+    for root, group in roots.items():
+        folders, builder = _edit_workspace(root, settings)
+        files += len(folders.files)
+        for case in group:
+            for edit in case["edits"]:
+                folders.open_document(str(Path(root) / edit["path"]), edit["text"])
+            path = case["path"]
+            text = folders.open_documents[path]
+            offset = offset_of(text, case["line"], case["character"])
+            parts = window_parts(text, offset, path, count_tokens, prefix_tokens=settings.prefix_tokens, suffix_tokens=settings.suffix_tokens)
+            window = window_lines(case["line"], parts)
+            golds = case["gold"]
+            # Re-indexing the edited files falls to the first request after the edits, whichever
+            # ranker makes it: done untimed, so that each ranker's time is its own.
+            builder.candidates("none", path, text, offset, window, line=case["line"])
+
+            def covers(p: str, start: int, end: int) -> bool:  # end exclusive
+                return any(p == g["path"] and start <= g["start_line"] and g["end_line"] < end for g in golds)
+
+            for ranker in rankers:
+                name, _, left_out = ranker.partition(WITHOUT)
+                started = time.perf_counter()
+                candidates = [] if name == "none" else builder.candidates(
+                    name, path, text, offset, window, line=case["line"], without=frozenset(left_out.split("+")) - {""})
+                ranked = (time.perf_counter() - started) * 1000
+                rank = next((i for i, c in enumerate(candidates, 1) if covers(c.path, c.start_line, c.end_line)), None)
+                for budget in budgets:
+                    started = time.perf_counter()
+                    snippets = pack(candidates, budget, count_tokens, folders.display)
+                    tally = tallies[(ranker, budget)]
+                    tally["timings"].append(ranked + (time.perf_counter() - started) * 1000)
+                    packed = any(covers(s.path, s.start_line, s.end_line) for s in snippets)
+                    tally["found"] += packed
+                    tally["reciprocal"] += 1 / rank if rank else 0
+                    kind = tally["kinds"].setdefault(case.get("kind", "all"), [0, 0])
+                    kind[0] += packed
+                    kind[1] += 1
+                    for snippet in snippets:
+                        tokens = count_tokens(snippet.text)
+                        tally["tokens"] += tokens
+                        tally["noise"] += tokens if not any(snippet.path == g["path"] for g in golds) else 0
+            for edited in dict.fromkeys(edit["path"] for edit in case["edits"]):
+                folders.close_document(str(Path(root) / edited))
+            builder.forget_edits()
+        folders.stop()
+    results = []
+    for (ranker, budget), tally in tallies.items():
+        results.append({
+            "ranker": ranker, "budget": budget, "cases": len(cases),
+            "recall": round(tally["found"] / len(cases), 4) if cases else None,
+            "mrr": round(tally["reciprocal"] / len(cases), 4) if cases else None,
+            "noise": round(tally["noise"] / tally["tokens"], 4) if tally["tokens"] else None,
+            "build_p95_ms": round(percentile(tally["timings"], 95), 2) if tally["timings"] else None,
+            "recall_by_kind": {k: round(hit / total, 4) for k, (hit, total) in sorted(tally["kinds"].items())},
+            "cases_by_kind": {k: total for k, (_, total) in sorted(tally["kinds"].items())},
+        })
+    return {"bench": "eval-context", "repo": str(repo) if repo else None, "roots": len(roots), "files": files, "results": results}
+
+
+def add_arguments(evaluation) -> None:
+    """`fimls eval-context`'s commands and options, on the CLI's `eval-context` parser."""
+    eval_commands = evaluation.add_subparsers(dest="eval_command", required=True)
+    make = eval_commands.add_parser("make-cases", help="cases: uses of names defined in another file of the same repository")
+    source = make.add_mutually_exclusive_group(required=True)
+    source.add_argument("--repo")
+    source.add_argument("--from-git", metavar="REPO", help="recent-edit cases from the history of the git repository REPO")
+    make.add_argument("--checkouts", help="with --from-git: the folder the commits' parents are checked out in")
+    make.add_argument("--out", required=True)
+    make.add_argument("--max", type=int, default=300)
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--resolver", choices=["fimls", "jedi", "typescript", "gopls"], default="fimls",
+                      help="who gives the gold answers: fimls' import resolution (every language; an upper bound "
+                      "for `imports`), or an analyser of the language: jedi (Python), the TypeScript language "
+                      "service (TS/JS; $TYPESCRIPT names the typescript package), gopls (Go)")
+    run_parser = eval_commands.add_parser("run", help="recall, mrr, noise and build time per ranker and budget")
+    run_parser.add_argument("--repo", help="the workspace (without it, each case's own `root`)")
+    run_parser.add_argument("--cases", required=True)
+    run_parser.add_argument("--budget", default="512,1024,2048")
+    run_parser.add_argument("--ranker", default="none,jaccard,bm25,imports,symbols,fused",
+                            help="comma-separated; `fused-without-recent` is fused with the recent source left out")
+    run_parser.add_argument("--json", action="store_true", help="print only the JSON object")
+
+
 def main(args) -> int:
     from fimls.stdio import print_out
 
     if args.eval_command == "make-cases":
-        cases = make_cases(Path(args.repo), args.max, args.seed, args.resolver)
+        if getattr(args, "from_git", None):
+            from fimls.bench.git_cases import make_git_cases
+
+            if not args.checkouts:
+                raise SystemExit("--from-git needs --checkouts DIR: where the commits' parents are checked out")
+            cases = make_git_cases(Path(args.from_git), Path(args.checkouts), args.max, args.seed)
+        else:
+            cases = make_cases(Path(args.repo), args.max, args.seed, args.resolver)
         with open(args.out, "w", encoding="utf-8") as out:
             for case in cases:
                 out.write(json.dumps(case) + "\n")
         print_out(json.dumps({"cases": len(cases), "out": args.out}))
         return 0
     cases = [json.loads(line) for line in Path(args.cases).read_text(encoding="utf-8").splitlines() if line.strip()]
-    report = run(Path(args.repo), cases, [int(b) for b in args.budget.split(",")], args.ranker.split(","))
+    budgets, rankers = [int(b) for b in args.budget.split(",")], args.ranker.split(",")
+    if cases and "edits" in cases[0]:
+        report = run_edit_cases(cases, budgets, rankers, Path(args.repo) if args.repo else None)
+    elif not args.repo:
+        raise SystemExit("--repo is needed for these cases (only recent-edit cases name their own root)")
+    else:
+        report = run(Path(args.repo), cases, budgets, rankers)
     if not args.json:
         for row in report["results"]:
             print_out(" ".join(f"{k}={v}" for k, v in row.items()))
     print_out(json.dumps(report))
     return 0
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m fimls.bench.eval_context")
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))

@@ -1,13 +1,13 @@
 """Choose and pack the snippets of other files that go before the current file in the prompt.
 
-Rankers (`symbols`, `imports`, `jaccard`, `bm25`) each propose candidates; `fused` (the default) merges them
+Rankers (`symbols`, `imports`, `recent`, `jaccard`, `bm25`) each propose candidates; `fused` (the default) merges them
 by reciprocal-rank fusion. Candidates that repeat text already in the prefix/suffix window are
 dropped, and the rest are packed within the context budget, counted exactly with the model's
 tokenizer, each headed by its path as a comment, the best one nearest the current file.
 
 The chosen snippets stay the same while the user types on the same line, so the prompt's head and
 the KV cache behind it survive; they are recomputed when the cursor moves to another line, or when
-another file changes.
+another file changes. The current file's own edits are never a `recent` snippet (context/recent.py).
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from typing import Callable
 
 from fimls.context.bm25 import BM25Index
 from fimls.context.candidates import Candidate, lines_before
-from fimls.context import imports, jaccard
+from fimls.context import imports, jaccard, recent
 from fimls.context.languages import path_comment
-from fimls.prompt import Snippet, TokenCounter
+from fimls.contract import Snippet, TokenCounter
 from fimls.context.token_counts import RememberedCounts
 from fimls.context.folders import FolderSet
 from fimls.context.symbol_search import symbols_search
 from fimls.context.symbols import SymbolIndex
 from fimls.context.workspace import IndexedFile, WorkspaceIndex
 
-RANKERS = ("fused", "imports", "symbols", "jaccard", "bm25", "none")
+RANKERS = ("fused", "imports", "symbols", "recent", "jaccard", "bm25", "none")
 RRF_K = 60
 PER_RANKER = 12
 QUERY_LINES = 15
@@ -37,9 +37,13 @@ RECENT_FILES = 20
 
 # Weighted fusion: a definition of the name at the cursor (`symbols`) or of a name used near it
 # (`imports`) is far more often what the model needs than a similar-looking window (measured with
-# `fimls eval-context`, README; `symbols` at 5 did as well as at 8 and 12 and better than at 3 on
-# the cases tuned on).
-RANKER_WEIGHTS = {"symbols": 5.0, "imports": 3.0, "jaccard": 1.0, "bm25": 1.0}
+# `fimls eval-context`, docs/context.md; `symbols` at 5 did as well as at 8 and 12 and better than at 3 on
+# the cases tuned on). `recent` (what was just edited in other files) at 5 did as well as at 8
+# and better than at 3 on the histories tuned on.
+# Lists that keep their own order within the places fusion gives their pieces, wherever they are
+# (the first list always does).
+OWN_ORDER = frozenset({"recent"})
+RANKER_WEIGHTS = {"symbols": 5.0, "imports": 3.0, "recent": 5.0, "jaccard": 1.0, "bm25": 1.0}
 
 
 def reciprocal_rank_fusion(lists: list[list[Candidate]]) -> list[Candidate]:
@@ -66,10 +70,10 @@ def reciprocal_rank_fusion(lists: list[list[Candidate]]) -> list[Candidate]:
     # Fusion decides where each list's pieces go among the others; within the places the first
     # list's pieces took, that list keeps its own order (the imports ranker orders by how near the
     # cursor a name is used, which agreement of the other rankers must not overturn).
-    if lists and lists[0]:
-        first = {id(c): i for i, c in enumerate(lists[0])}
-        slots = [i for i, c in enumerate(ranked) if id(c) in first]
-        for slot, candidate in zip(slots, sorted((ranked[i] for i in slots), key=lambda c: first[id(c)])):
+    for ranking in lists[:1] + [r for r in lists[1:] if r and r[0].ranker in OWN_ORDER]:
+        order = {id(c): i for i, c in enumerate(ranking)}
+        slots = [i for i, c in enumerate(ranked) if id(c) in order]
+        for slot, candidate in zip(slots, sorted((ranked[i] for i in slots), key=lambda c: order[id(c)])):
             ranked[slot] = candidate
     return ranked
 
@@ -206,11 +210,21 @@ class ContextBuilder:
         imports.warm(current, text, self._reader(current, text), self.paths_named, self.files_in, self.folders, self.files_named)
         jaccard.warm(current, text)
 
+    def forget_edits(self) -> None:
+        """Forget the edits remembered so far: the index's hunks and the recently edited files."""
+        for index in getattr(self.index, "indexes", [self.index]):
+            index.edits.clear()
+        with self._lock:
+            self._recent.clear()
+            self._others_changed = True
+
     def candidates(
-        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], neighbours=None, line: int | None = None
+        self, ranker: str, current: str, text: str, offset: int, window: tuple[int, int], neighbours=None, line: int | None = None,
+        without: frozenset = frozenset(),
     ) -> list[Candidate]:
         """Ranked candidates; `neighbours` (paths) replaces the open and recently edited files;
-        `line` is the cursor's (counted when not given)."""
+        `line` is the cursor's (counted when not given); `without` names rankers `fused` leaves
+        out (to measure what one adds)."""
         self._catch_up(current)
         if line is None:
             line = text.count("\n", 0, offset)
@@ -220,28 +234,37 @@ class ContextBuilder:
 
         query = lines_before(text, offset, QUERY_LINES)
 
+        def uses(source: str) -> bool:
+            return ranker == source or (ranker == "fused" and source not in without)
+
         text_of = self._reader(current, text)
         rankings = []
         # The symbols ranker's list goes first: fusion keeps the first list's own order within the
         # places its pieces take (reciprocal_rank_fusion), and its order is the better one
-        # (eval-context on requests and rich, README). With no name at the cursor it has none,
-        # and the imports ranker's list is the first, as before it.
-        if ranker in ("symbols", "fused"):
+        # (eval-context on requests and rich, docs/context.md). With no name at the cursor it has none,
+        # and the next list is the first. The recent list comes before the imports one: where an
+        # edited piece and an imported definition overlap, fusion keeps the first placed, and the
+        # edited lines are what the user just wrote (eval-context --from-git, docs/context.md).
+        if uses("symbols"):
             view = imports.ImportView(current, text, text_of, self.paths_named, self.files_in, self.folders)
             found = symbols_search(self.symbols, current, text, offset, text_of, PER_RANKER, in_window, view)
             if found or ranker == "symbols":
                 rankings.append(found)
-        if ranker in ("imports", "fused"):
+        if uses("recent"):
+            found = recent.recent_search(self.index.recent_hunks(), current, query, text_of, PER_RANKER)
+            if found or ranker == "recent":
+                rankings.append(found)
+        if uses("imports"):
             rankings.append(imports.imports_search(
                 current, text, offset, text_of, self.paths_named, PER_RANKER, in_window,
                 files_in=self.files_in, folders=self.folders, files_named=self.files_named,
             ))
-        if ranker in ("jaccard", "fused"):
+        if uses("jaccard"):
             paths = list(neighbours) if neighbours is not None else list(self.index.open_documents) + list(self._recent)
             texts = {p: source for p in paths if p != current and (source := text_of(p)) is not None}
             texts[current], first_line = jaccard.around_cursor(text, offset, line)
             rankings.append(jaccard.jaccard_search(query, texts, PER_RANKER, in_window, {current: first_line}))
-        if ranker in ("bm25", "fused"):
+        if uses("bm25"):
             rankings.append(self.bm25.search(query, PER_RANKER, in_window))
         return reciprocal_rank_fusion(rankings) if len(rankings) > 1 else (rankings[0] if rankings else [])
 

@@ -10,9 +10,11 @@ file's path stays the path inside its own folder.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from fimls.context.recent import Hunk
 from fimls.context.workspace import IndexedFile, WorkspaceIndex
 
 
@@ -78,6 +80,15 @@ class FolderSet:
             for relative, text in list(index.open_documents.items())
         }
 
+    def recent_hunks(self) -> list[Hunk]:
+        """The edits every folder remembers, oldest first, keyed like `files`."""
+        hunks = [
+            replace(hunk, path=self.key(label, hunk.path)) if label else hunk
+            for label, index in zip(self.labels, self.indexes)
+            for hunk in index.recent_hunks()
+        ]
+        return sorted(hunks, key=lambda hunk: hunk.serial)
+
     def locate(self, path: str | Path) -> tuple[str, str] | None:
         """(key, path inside its folder) of a file in one of the folders (the innermost, when
         folders nest), else None."""
@@ -132,7 +143,9 @@ class FolderSet:
             index.close_document(path)
 
     def detach(self) -> None:
-        """Stop forwarding the folders' events here (a newer set took this one's place)."""
+        """Stop forwarding the folders' events here (a newer set took this one's place). The
+        folders go on in the newer set, with the edits they remember; a folder that leaves the
+        workspace is stopped, which forgets its edits."""
         for index, forward in self._forwarders:
             index.unsubscribe(forward)
         self._forwarders = []

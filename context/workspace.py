@@ -5,6 +5,10 @@ What never enters it: files ignored by `.gitignore` / `.ignore` (a real gitignor
 `.git`, `node_modules`, virtual environments and build outputs, binary files, files over the size
 limit, files that look like secrets, and anything outside the workspace root (symbolic links are
 resolved first).
+
+Edits it receives (open documents' changes, files the watcher saw change) are remembered as hunks
+(`edits`, context/recent.py), diffed against the text it held; the first scan is no edit, files it
+would not index are never remembered, and stopping the index forgets them.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import pathspec
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
 
 from fimls.context.languages import language_of
+from fimls.context.recent import EditLog, Hunk
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,7 @@ class WorkspaceIndex:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[str, IndexedFile | None], None]] = []
         self._observer = None
+        self.edits = EditLog()
 
     # -- what may be indexed -------------------------------------------------------------
 
@@ -129,7 +137,7 @@ class WorkspaceIndex:
                 relative = f"{base}/{name}".lstrip("/")
                 entry = self._read(relative)
                 if entry is not None:
-                    self._store(relative, entry)
+                    self._store(relative, entry, edited=False)
 
     def refresh(self, path: str | Path) -> None:
         """Re-read one file (created or modified), or drop it (deleted, now ignored, unreadable)."""
@@ -143,23 +151,38 @@ class WorkspaceIndex:
                 return  # the editor's copy wins until the document is closed
         self._store(relative, self._read(relative))
 
-    def _store(self, relative: str, entry: IndexedFile | None) -> None:
+    def _store(self, relative: str, entry: IndexedFile | None, edited: bool = True, before: str | None = None) -> None:
+        """`before`: the file's text when the index holds none yet (an edit's previous text)."""
         with self._lock:
             if entry is None:
-                if self.files.pop(relative, None) is None:
+                previous = self.files.pop(relative, None)
+                if previous is None:
                     return
             else:
+                previous = self.files.get(relative)
                 self.files[relative] = entry
+            if edited:
+                old = previous.text if previous is not None else before
+                self.edits.record(relative, old, entry.text if entry is not None else None)
         for listener in self._listeners:
             listener(relative, entry)
 
     def open_document(self, path: str, text: str) -> None:
+        if not isinstance(text, str):
+            return
         relative = self.relative(path)
         if relative is None or language_of(relative) is None or self.is_ignored(relative):
             return
         with self._lock:
             self.open_documents[relative] = text
-        self._store(relative, IndexedFile(relative, language_of(relative), text))
+            unread = relative not in self.files
+        # A document opened before the scan reached it (or outside what it read) is compared with
+        # its disk copy: only what differs from that is an edit.
+        before = None
+        if unread:
+            on_disk = self._read_regular_file(self.root / relative, relative)
+            before = on_disk.decode("utf-8", errors="replace") if on_disk is not None else None
+        self._store(relative, IndexedFile(relative, language_of(relative), text), before=before)
 
     def close_document(self, path: str) -> None:
         relative = self.relative(path)
@@ -185,9 +208,6 @@ class WorkspaceIndex:
 
     def watch(self) -> None:
         """Follow file events under the root with watchdog (inotify on Linux)."""
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-
         index = self
 
         class Handler(FileSystemEventHandler):
@@ -229,7 +249,13 @@ class WorkspaceIndex:
             for name in filenames:
                 self.refresh(Path(current) / name)
 
+    def recent_hunks(self) -> list[Hunk]:
+        """The edits remembered, oldest first, keyed like `files`."""
+        return self.edits.hunks()
+
     def stop(self) -> None:
+        """Stop watching and forget the edits remembered (the workspace is closing)."""
         if self._observer is not None:
             self._observer.stop()
             self._observer = None
+        self.edits.clear()

@@ -63,8 +63,9 @@ class Settings(BaseModel):
         1024, ge=0, le=16000,
         description="Token budget for snippets of other files (0 turns cross-file context off).",
     )
-    ranker: Literal["fused", "symbols", "imports", "jaccard", "bm25", "none"] = Field(
-        "fused", description="How snippets of other files are chosen; `fused` combines the others."
+    ranker: Literal["fused", "symbols", "imports", "recent", "jaccard", "bm25", "none"] = Field(
+        "fused", description="How snippets of other files are chosen; `fused` combines the others. `recent` "
+        "shows what was just edited in other files (unsaved changes included) that matters at the cursor.",
     )
     max_file_bytes: int = Field(
         1_000_000, ge=1000, le=100_000_000, description="Larger files are not indexed."

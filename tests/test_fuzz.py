@@ -146,7 +146,9 @@ def test_thousands_of_hostile_messages_leave_the_server_answering_and_completing
 
     answer = server.call("initialize", {
         "processId": None, "rootUri": workspace.as_uri(), "capabilities": {"workspace": {"configuration": True}},
-        "initializationOptions": {"device": "cpu", "maxNewTokens": 8, "debounceMinMs": 0, "debounceMaxMs": 0},
+        # Context from the saved workspace only: the fuzz's edits are edits, and the `recent` source
+        # would rightly show them to the model, so "as at the start" would not hold.
+        "initializationOptions": {"device": "cpu", "maxNewTokens": 8, "debounceMinMs": 0, "debounceMaxMs": 0, "ranker": "bm25"},
     })
     assert "capabilities" in answer["result"]
     server.notify("initialized", {})
@@ -187,7 +189,7 @@ def test_thousands_of_hostile_messages_leave_the_server_answering_and_completing
     # and complete as at the start.
     server.notify("textDocument/didClose", {"textDocument": {"uri": main}})
     server.notify("textDocument/didOpen", {"textDocument": {"uri": main, "languageId": "python", "version": 1, "text": GOOD_TEXT}})
-    server.notify("workspace/didChangeConfiguration", {"settings": {"fimls": {"device": "cpu", "maxNewTokens": 8, "debounceMinMs": 0, "debounceMaxMs": 0}}})
+    server.notify("workspace/didChangeConfiguration", {"settings": {"fimls": {"device": "cpu", "maxNewTokens": 8, "debounceMinMs": 0, "debounceMaxMs": 0, "ranker": "bm25"}}})
     assert reference, "the test model completes this prompt"
     after_fuzz = _normal_completion(server, main, GOOD_TEXT)
     assert [item["insertText"] for item in after_fuzz] == [item["insertText"] for item in reference]

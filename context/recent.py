@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from fimls.context.candidates import Candidate, identifiers
+from fimls.context.common_ends import common_prefix, common_suffix
 from fimls.context.symbol_scan import scan
 
 MAX_HUNKS = 64
@@ -34,7 +35,6 @@ NAME_LINES = 200  # the lines of a hunk, nearest the edit, whose identifiers it 
 # The lines of a long hunk (a file created or rewritten) that are cut into pieces and offered:
 # those nearest its last edit, so that a large file costs what a small one does.
 SHOWN_LINES = 300
-COMPARE_BLOCK = 8192  # characters compared at a time when finding what two texts share
 
 _serials = itertools.count()  # one order of arrival across every log (a workspace's folders)
 
@@ -50,36 +50,6 @@ class Hunk:
     focus: int = 0  # the first line its last edit changed
 
 
-def _common_prefix(a: str, b: str) -> int:
-    limit = min(len(a), len(b))
-    i = 0
-    while i + COMPARE_BLOCK <= limit and a[i : i + COMPARE_BLOCK] == b[i : i + COMPARE_BLOCK]:
-        i += COMPARE_BLOCK
-    low, high = i, min(i + COMPARE_BLOCK, limit)  # a[i:low] == b[i:low]; find the largest such
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[i:middle] == b[i:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _common_suffix(a: str, b: str, limit: int) -> int:
-    la, lb = len(a), len(b)
-    n = 0
-    while n + COMPARE_BLOCK <= limit and a[la - n - COMPARE_BLOCK : la - n] == b[lb - n - COMPARE_BLOCK : lb - n]:
-        n += COMPARE_BLOCK
-    low, high = n, min(n + COMPARE_BLOCK, limit)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[la - middle : la - n] == b[lb - middle : lb - n]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
 def _at_line_start(text: str, position: int) -> bool:
     return position == 0 or position == len(text) or text[position - 1] == "\n"
 
@@ -88,9 +58,9 @@ def changed_lines(old: str, new: str) -> tuple[int, int, list[str], list[str]]:
     """(first line, its offset, old lines, new lines) of the smallest run of whole lines that differs. The
     shared head and tail are found by comparing blocks of characters, so a keystroke in a large
     file costs a memory compare, not a split of both texts into lines."""
-    head = _common_prefix(old, new)
+    head = common_prefix(old, new)
     line_start = old.rfind("\n", 0, head) + 1
-    tail = _common_suffix(old, new, min(len(old), len(new)) - line_start)
+    tail = common_suffix(old, new, min(len(old), len(new)) - line_start)
     old_end, new_end = len(old) - tail, len(new) - tail
     if not (_at_line_start(old, old_end) and _at_line_start(new, new_end)):
         # The shared tail is the same text in both: its next line end is one in both.

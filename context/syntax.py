@@ -13,6 +13,7 @@ from typing import Callable, TypeVar
 
 from tree_sitter import Language, Parser
 
+from fimls.context.common_ends import common_prefix, common_suffix
 from fimls.context.languages import language_of
 
 T = TypeVar("T")
@@ -160,8 +161,8 @@ def _whole_lines(data: bytes, start: int, end: int) -> bytes:
 
 def _changed_span(old: bytes, new: bytes) -> tuple[int, int, int]:
     """(start, end in `old`, end in `new`) of what lies between the common prefix and suffix."""
-    start = _common_prefix(old, new)
-    end = _common_prefix(old[start:][::-1], new[start:][::-1])
+    start = common_prefix(old, new)
+    end = common_suffix(old, new, min(len(old), len(new)) - start)
     return start, len(old) - end, len(new) - end
 
 
@@ -172,18 +173,6 @@ def _edit(old: bytes, new: bytes) -> dict:
         start_byte=start, old_end_byte=old_end, new_end_byte=new_end,
         start_point=_point(old, start), old_end_point=_point(old, old_end), new_end_point=_point(new, new_end),
     )
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    """Bisection over slice comparisons: memcmp in C, instead of a Python loop over bytes."""
-    low, high = 0, min(len(a), len(b))
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[low:middle] == b[low:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
 
 
 def _point(data: bytes, offset: int) -> tuple[int, int]:

@@ -72,4 +72,7 @@ def stop_daemon(directory: Path, timeout: float = 10.0) -> None:
         except OSError:
             return
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it exited between the last look and now
